@@ -1,0 +1,46 @@
+// Failures of the services we depend on, told apart from our own domain errors so that
+// handlers can answer 503 + Retry-After for the former and 4xx for the latter.
+import { GRPCGenericError, EtcdError, ClientClosedError } from 'etcd3';
+import { ConflictError, NotFoundError } from '../db/circuits.js';
+import { LockLostError, LockTimeoutError } from '../etcd/mutex.js';
+import { SessionLostError } from '../etcd/session.js';
+import { FencedWriteError, ResurrectionError } from '../etcd/fenced-apply.js';
+
+export class DependencyError extends Error {
+  override name = 'DependencyError';
+  constructor(
+    readonly dependency: 'etcd' | 'database',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${dependency} unavailable: ${message}`, options);
+  }
+}
+
+const passThrough = [
+  DependencyError,
+  ConflictError,
+  NotFoundError,
+  LockLostError,
+  LockTimeoutError,
+  SessionLostError,
+  FencedWriteError,
+  ResurrectionError,
+];
+
+// SQLSTATE classes that mean "the database could not be reached or is going away".
+const transientSqlState = /^(08|53|57P0[1-3])/;
+
+export function classifyFailure(err: unknown, dependency: 'etcd' | 'database'): Error {
+  if (passThrough.some((c) => err instanceof c)) return err as Error;
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (err instanceof GRPCGenericError || err instanceof ClientClosedError || (err instanceof EtcdError && /unavailable|timed out|deadline/i.test(e.message))) {
+    return new DependencyError('etcd', e.message, { cause: err });
+  }
+  if (dependency === 'database') {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !transientSqlState.test(code)) return e; // a real SQL error
+    return new DependencyError('database', e.message || 'connection failed', { cause: err });
+  }
+  return e;
+}

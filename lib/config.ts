@@ -1,0 +1,159 @@
+// Typed configuration, read from the environment once per cold start. Every problem names the
+// variable, so a misconfigured deployment fails at its first invocation with a readable message
+// instead of misrouting traffic later.
+import { z } from 'zod';
+import { isCidr, MAX_ROUTES_PER_CIRCUIT_DEFAULT } from './model.js';
+
+const csv = (s: string): string[] =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+
+const keySegment = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'must be a key path like "traefik" (letters, digits, _ . - and inner /)');
+
+const intIn = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const envSchema = z.object({
+  ETCD_ENDPOINTS: z
+    .string()
+    .transform(csv)
+    .pipe(z.array(z.url({ protocol: /^https?$/, message: 'each endpoint must be an http(s) URL' })).min(1, 'needs at least one endpoint')),
+  ETCD_USERNAME: z.string().min(1).optional(),
+  ETCD_PASSWORD: z.string().min(1).optional(),
+  ETCD_CA_FILE: z.string().min(1).optional(),
+  ETCD_CERT_FILE: z.string().min(1).optional(),
+  ETCD_KEY_FILE: z.string().min(1).optional(),
+  ETCD_TIMEOUT_MS: intIn(100, 60000).default(3000),
+  DATABASE_URL: z
+    .string()
+    .refine((s) => /^postgres(ql)?:\/\/[^/]+\/[^/?]+/.test(s), 'must be a postgres:// URL with a database name'),
+  DATABASE_TIMEOUT_MS: intIn(100, 60000).default(5000),
+  NEON_WS_PROXY: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+:\d+(\/\S*)?$/, 'must be host:port/path of a WebSocket-to-Postgres proxy')
+    .optional(),
+  TRAEFIK_ROOT: keySegment.default('traefik'),
+  TRAEFIK_EXTRA_MIDDLEWARES: z
+    .string()
+    .transform(csv)
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9_.-]+(@[a-z0-9]+)?$/, 'each must be a middleware name like ratelimit@file')))
+    .default([]),
+  META_PREFIX: keySegment.default('circuitry'),
+  API_TOKENS: z
+    .string()
+    .transform(csv)
+    .pipe(z.array(z.string().min(16, 'each token must be at least 16 characters')).min(1, 'needs at least one token'))
+    .optional(),
+  EVENT_BUS_NAME: z.string().min(1).default('default'),
+  EVENT_SOURCE: z.string().regex(/^[A-Za-z0-9._-]{1,256}$/, 'must be an EventBridge source such as "circuitry"').default('circuitry'),
+  EVENTBRIDGE_ENDPOINT: z.url().optional(),
+  LOCK_TTL_SECONDS: intIn(2, 300).default(10),
+  LOCK_WAIT_MS: intIn(0, 900000).default(5000),
+  ALLOWED_BACKEND_CIDRS: z
+    .string()
+    .transform(csv)
+    .pipe(z.array(z.string().refine(isCidr, 'each must be an IPv4 CIDR')).min(1))
+    .default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']),
+  MAX_ROUTES_PER_CIRCUIT: intIn(1, 10000).default(MAX_ROUTES_PER_CIRCUIT_DEFAULT),
+  HEALTH_PROBE_CONCURRENCY: intIn(1, 10000).default(256),
+});
+
+export type Config = Readonly<{
+  etcd: {
+    endpoints: string[];
+    username?: string;
+    password?: string;
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    timeoutMs: number;
+  };
+  databaseUrl: string;
+  databaseTimeoutMs: number;
+  neonWsProxy?: string;
+  traefikRoot: string;
+  traefikExtraMiddlewares: string[];
+  metaPrefix: string;
+  apiTokens: string[];
+  eventBusName: string;
+  eventSource: string;
+  eventBridgeEndpoint?: string;
+  lockTtlSeconds: number;
+  lockWaitMs: number;
+  allowedBackendCidrs: string[];
+  maxRoutesPerCircuit: number;
+  healthProbeConcurrency: number;
+}>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses an environment; throws a ConfigError that names every offending variable. */
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  // Empty strings count as unset: SSM and shell templates often produce them.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const r = envSchema.safeParse(present);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      const message = i.code === 'invalid_type' && present[name] === undefined ? 'is required' : i.message;
+      return `${name} ${message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
+  }
+  const e = r.data;
+  if ((e.ETCD_USERNAME === undefined) !== (e.ETCD_PASSWORD === undefined)) {
+    throw new ConfigError('invalid configuration: ETCD_USERNAME and ETCD_PASSWORD must be set together');
+  }
+  if ((e.ETCD_CERT_FILE === undefined) !== (e.ETCD_KEY_FILE === undefined)) {
+    throw new ConfigError('invalid configuration: ETCD_CERT_FILE and ETCD_KEY_FILE must be set together');
+  }
+  return Object.freeze({
+    etcd: {
+      endpoints: e.ETCD_ENDPOINTS,
+      username: e.ETCD_USERNAME,
+      password: e.ETCD_PASSWORD,
+      caFile: e.ETCD_CA_FILE,
+      certFile: e.ETCD_CERT_FILE,
+      keyFile: e.ETCD_KEY_FILE,
+      timeoutMs: e.ETCD_TIMEOUT_MS,
+    },
+    databaseUrl: e.DATABASE_URL,
+    databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
+    neonWsProxy: e.NEON_WS_PROXY,
+    traefikRoot: e.TRAEFIK_ROOT,
+    traefikExtraMiddlewares: e.TRAEFIK_EXTRA_MIDDLEWARES,
+    metaPrefix: e.META_PREFIX,
+    apiTokens: e.API_TOKENS ?? [],
+    eventBusName: e.EVENT_BUS_NAME,
+    eventSource: e.EVENT_SOURCE,
+    eventBridgeEndpoint: e.EVENTBRIDGE_ENDPOINT,
+    lockTtlSeconds: e.LOCK_TTL_SECONDS,
+    lockWaitMs: e.LOCK_WAIT_MS,
+    allowedBackendCidrs: e.ALLOWED_BACKEND_CIDRS,
+    maxRoutesPerCircuit: e.MAX_ROUTES_PER_CIRCUIT,
+    healthProbeConcurrency: e.HEALTH_PROBE_CONCURRENCY,
+  });
+}
+
+let cached: Config | undefined;
+
+/** The configuration of this cold start (read once, then reused). */
+export function getConfig(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
+
+/** For tests and tools that change the environment between runs in one process. */
+export function resetConfigCache(): void {
+  cached = undefined;
+}

@@ -1,0 +1,177 @@
+// The domain model: what a circuit, a route and a worker are, and the schemas that accept them
+// from the outside world. Everything that reaches etcd is derived from values these schemas
+// accepted, so they are strict: unknown fields are rejected, names are RFC 1123 labels (no
+// backticks, spaces, parentheses or commas that could inject into a Traefik rule), and sizes
+// are bounded.
+import { z } from 'zod';
+
+export const MAX_ROUTES_PER_CIRCUIT_DEFAULT = 256;
+export const MAX_ALLOWED_CLIENT_IPS = 64;
+
+const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const hostnameRe = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const ipv4Re = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export const uuidSchema = z.uuid({ message: 'must be a UUID' }).transform((s) => s.toLowerCase());
+
+export const authoritySchema = z
+  .string()
+  .regex(/^[a-z0-9-]{1,63}$/, 'must match [a-z0-9-]{1,63}');
+
+export const hostnameSchema = z
+  .string()
+  .max(253)
+  .regex(hostnameRe, 'must be a lowercase RFC 1123 hostname');
+
+export const subdomainSchema = z.string().regex(label, 'must be a lowercase RFC 1123 label');
+
+export const portSchema = z.number().int('must be an integer').min(1).max(65535);
+
+/** A backend host: an IPv4 address or an RFC 1123 hostname (resolved once when probed). */
+export const backendHostSchema = z
+  .string()
+  .max(253)
+  .refine((s) => ipv4Re.test(s) || hostnameRe.test(s), 'must be an IPv4 address or RFC 1123 hostname');
+
+export const cidrSchema = z.string().refine(isCidr, 'must be an IPv4 CIDR such as 10.0.0.0/8');
+
+export function isCidr(s: string): boolean {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(s);
+  return m !== null && ipv4Re.test(m[1]!) && Number(m[2]) <= 32;
+}
+
+export const trafficRatioSchema = z
+  .number()
+  .gt(0, 'must be greater than 0')
+  .lte(1, 'must be at most 1');
+
+export const routeInputSchema = z.strictObject({
+  routeId: uuidSchema,
+  sessionId: uuidSchema,
+  host: backendHostSchema,
+  port: portSchema,
+  trafficRatio: trafficRatioSchema.default(1),
+});
+export type RouteInput = z.output<typeof routeInputSchema>;
+
+export const healthCheckDefaults = {
+  path: '/health',
+  intervalSeconds: 10,
+  timeoutMs: 5000,
+  expectedStatus: 200,
+  unhealthyThreshold: 3,
+  healthyThreshold: 2,
+  initialDelaySeconds: 60,
+} as const;
+
+export const healthCheckSchema = z.strictObject({
+  path: z
+    .string()
+    .max(512)
+    .regex(/^\/[\x21-\x7e]*$/, 'must start with / and contain only printable ASCII without spaces')
+    .default(healthCheckDefaults.path),
+  intervalSeconds: z.number().int().min(1).max(3600).default(healthCheckDefaults.intervalSeconds),
+  timeoutMs: z.number().int().min(10).max(60000).default(healthCheckDefaults.timeoutMs),
+  expectedStatus: z.number().int().min(100).max(599).default(healthCheckDefaults.expectedStatus),
+  unhealthyThreshold: z.number().int().min(1).max(100).default(healthCheckDefaults.unhealthyThreshold),
+  healthyThreshold: z.number().int().min(1).max(100).default(healthCheckDefaults.healthyThreshold),
+  initialDelaySeconds: z.number().int().min(0).max(86400).default(healthCheckDefaults.initialDelaySeconds),
+});
+export type HealthCheckSettings = z.output<typeof healthCheckSchema>;
+
+export const frontendSchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('port'), port: portSchema }),
+  z.strictObject({ mode: z.literal('wildcard'), subdomain: subdomainSchema }),
+]);
+export type Frontend = z.output<typeof frontendSchema>;
+
+export type Protocol = 'http' | 'tcp';
+export type AppMode = 'inference' | 'interactive';
+
+function uniqueRouteIds(routes: readonly { routeId: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  routes.forEach((r, i) => {
+    if (seen.has(r.routeId)) {
+      ctx.addIssue({ code: 'custom', message: 'duplicate routeId', path: [i, 'routeId'] });
+    }
+    seen.add(r.routeId);
+  });
+}
+
+export function routesSchema(maxRoutes: number = MAX_ROUTES_PER_CIRCUIT_DEFAULT) {
+  return z
+    .array(routeInputSchema)
+    .max(maxRoutes, `at most ${maxRoutes} routes per circuit`)
+    .superRefine(uniqueRouteIds);
+}
+
+export function createCircuitSchema(maxRoutes: number = MAX_ROUTES_PER_CIRCUIT_DEFAULT) {
+  return z
+    .strictObject({
+      id: uuidSchema.optional(),
+      worker: authoritySchema,
+      protocol: z.enum(['http', 'tcp']),
+      appMode: z.enum(['inference', 'interactive']),
+      frontend: frontendSchema,
+      allowedClientIps: z.array(cidrSchema).max(MAX_ALLOWED_CLIENT_IPS).default([]),
+      healthCheck: healthCheckSchema.nullable().optional(),
+      routes: routesSchema(maxRoutes).default([]),
+    })
+    .transform((c) => ({
+      ...c,
+      // Interactive apps are not probed unless asked to; inference endpoints are.
+      healthCheck:
+        c.healthCheck === undefined
+          ? c.appMode === 'interactive'
+            ? null
+            : healthCheckSchema.parse({})
+          : c.healthCheck,
+    }));
+}
+export type CreateCircuitInput = z.output<ReturnType<typeof createCircuitSchema>>;
+
+export const workerInputSchema = z.strictObject({
+  hostname: hostnameSchema,
+  wildcardDomain: hostnameSchema.nullable().optional(),
+  tls: z.boolean().default(false),
+});
+
+export interface Worker {
+  authority: string;
+  hostname: string;
+  wildcardDomain: string | null;
+  tls: boolean;
+}
+
+export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
+
+export interface RouteHealth {
+  status: HealthStatus;
+  consecutiveSuccesses: number;
+  consecutiveFailures: number;
+  lastCheckedAt: string | null;
+  lastError: string | null;
+}
+
+export interface Route extends RouteInput {
+  health: RouteHealth;
+  createdAt: string;
+}
+
+export interface Circuit {
+  id: string;
+  worker: string;
+  protocol: Protocol;
+  appMode: AppMode;
+  frontend: Frontend;
+  allowedClientIps: string[];
+  healthCheck: HealthCheckSettings | null;
+  routes: Route[];
+  generation: number;
+  deletedAt: string | null;
+  createdAt: string;
+}
+
+export function newRouteHealth(): RouteHealth {
+  return { status: 'unknown', consecutiveSuccesses: 0, consecutiveFailures: 0, lastCheckedAt: null, lastError: null };
+}

@@ -1,0 +1,68 @@
+// The clients of one cold start (DESIGN §6: create once, reuse across invocations) and the
+// per-invocation state: one etcd session, opened lazily by the first write that needs a lock.
+import type { Etcd3 } from 'etcd3';
+import type { Pool } from '@neondatabase/serverless';
+import { getConfig, type Config } from './config.js';
+import { createEtcd } from './etcd/client.js';
+import { Session } from './etcd/session.js';
+import { createPool } from './db/neon.js';
+
+export interface Runtime {
+  config: Config;
+  etcd: Etcd3;
+  db: Pool;
+}
+
+export function createRuntime(config: Config): Runtime {
+  return {
+    config,
+    etcd: createEtcd(config.etcd),
+    db: createPool({
+      databaseUrl: config.databaseUrl,
+      neonWsProxy: config.neonWsProxy,
+      connectionTimeoutMillis: config.databaseTimeoutMs,
+    }),
+  };
+}
+
+let shared: Runtime | undefined;
+
+/** The runtime of this cold start. */
+export function getRuntime(): Runtime {
+  shared ??= createRuntime(getConfig());
+  return shared;
+}
+
+export async function closeRuntime(rt: Runtime): Promise<void> {
+  rt.etcd.close();
+  await rt.db.end().catch(() => {});
+  if (shared === rt) shared = undefined;
+}
+
+/** Per-invocation context: the runtime plus this invocation's etcd session. */
+export class Invocation {
+  private session$: Promise<Session> | undefined;
+
+  constructor(readonly rt: Runtime) {}
+
+  /**
+   * This invocation's session, granted on first use. A session found lost (the process was
+   * frozen past its TTL) is replaced instead of failing the invocation: its locks are gone
+   * anyway, and fencing rejects anything its old lock keys would have allowed.
+   */
+  async session(): Promise<Session> {
+    if (this.session$ !== undefined) {
+      const s = await this.session$.catch(() => undefined);
+      if (s !== undefined && !s.lost) return s;
+      this.session$ = undefined;
+    }
+    this.session$ = Session.open(this.rt.etcd, this.rt.config.lockTtlSeconds);
+    return this.session$;
+  }
+
+  async close(): Promise<void> {
+    const s = await this.session$?.catch(() => undefined);
+    this.session$ = undefined;
+    await s?.close();
+  }
+}
