@@ -176,12 +176,18 @@ export async function listCircuits(
     params.push(opts.after.createdAt, opts.after.id);
     where += ` AND (c.created_at, c.id) > ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
   }
-  const r = await q.query<ViewRow>(`${VIEW_SELECT} WHERE ${where} ORDER BY c.created_at, c.id LIMIT $1`, params);
-  const items = r.rows.slice(0, opts.limit).map(toView);
-  const last = items[items.length - 1];
+  // The cursor carries created_at as Postgres prints it: microseconds survive the round trip.
+  const r = await q.query<ViewRow & { cursor_ts: string }>(
+    `${VIEW_SELECT.replace('row_to_json(w) AS worker', 'row_to_json(w) AS worker, c.created_at::text AS cursor_ts')}
+      WHERE ${where} ORDER BY c.created_at, c.id LIMIT $1`,
+    params,
+  );
+  const page = r.rows.slice(0, opts.limit);
+  const last = page[page.length - 1];
+  const items = page.map(toView);
   const nextCursor =
     r.rows.length > opts.limit && last !== undefined
-      ? Buffer.from(JSON.stringify({ createdAt: last.circuit.createdAt, id: last.circuit.id })).toString('base64url')
+      ? Buffer.from(JSON.stringify({ createdAt: last.cursor_ts, id: last.circuit.id })).toString('base64url')
       : null;
   return { items, nextCursor };
 }

@@ -1,0 +1,2 @@
+// Placeholder: the handler body lands with the function-set work.
+export const handler = async (): Promise<void> => {};

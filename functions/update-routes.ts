@@ -1,0 +1,18 @@
+// PUT /v2/circuits/{id}/routes — replace a circuit's routes (optional If-Match: <generation>).
+import { httpHandler, json } from '../lib/http/handler.js';
+import { circuitIdParam, ifMatchHeader, updateRoutesBody } from '../lib/http/requests.js';
+import { syncJson } from '../lib/http/views.js';
+import { updateRoutes } from '../lib/circuits/update-routes.js';
+import { getConfig } from '../lib/config.js';
+import { logger, recordPropagate } from '../lib/observability.js';
+
+export const handler = httpHandler(async (event, context) => {
+  const id = circuitIdParam(event);
+  logger.appendKeys({ circuitId: id });
+  const { routes } = updateRoutesBody(event, getConfig().maxRoutesPerCircuit);
+  const ifMatch = ifMatchHeader(event);
+  const started = performance.now();
+  const r = await updateRoutes(context.inv, id, routes, ifMatch);
+  recordPropagate(r, performance.now() - started);
+  return json(200, { id, generation: r.generation, ...syncJson(r) }, { etag: `"${r.generation}"` });
+});

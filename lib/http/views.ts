@@ -1,0 +1,42 @@
+// The API's JSON shapes (DESIGN §5): the circuit as created, plus generation, route health and
+// sync state (database generation vs the generation applied in etcd).
+import type { CircuitView } from '../db/circuits.js';
+import type { PropagateResult } from '../circuits/propagate.js';
+import type { Worker } from '../model.js';
+
+export function circuitJson(v: CircuitView, appliedGeneration: number | null) {
+  const c = v.circuit;
+  return {
+    id: c.id,
+    worker: c.worker,
+    protocol: c.protocol,
+    appMode: c.appMode,
+    frontend: c.frontend,
+    allowedClientIps: c.allowedClientIps,
+    healthCheck: c.healthCheck,
+    routes: c.routes.map((r) => ({
+      routeId: r.routeId,
+      sessionId: r.sessionId,
+      host: r.host,
+      port: r.port,
+      trafficRatio: r.trafficRatio,
+      createdAt: r.createdAt,
+      health: r.health,
+    })),
+    generation: c.generation,
+    createdAt: c.createdAt,
+    deletedAt: c.deletedAt,
+    sync: { generation: c.generation, appliedGeneration },
+  };
+}
+
+export function syncJson(r: PropagateResult) {
+  return {
+    applied: r.applied,
+    ...(r.notAppliedReason !== undefined
+      ? { notAppliedReason: `${r.notAppliedReason}; the database is committed and the next sweep will converge etcd` }
+      : {}),
+  };
+}
+
+export const workerJson = (w: Worker) => ({ authority: w.authority, hostname: w.hostname, wildcardDomain: w.wildcardDomain, tls: w.tls });

@@ -1,0 +1,29 @@
+// One logger and one metrics emitter for the whole function set (Powertools). Logs are JSON on
+// stdout with the request id and, where known, the circuit id; metrics are CloudWatch EMF.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { PropagateResult } from './circuits/propagate.js';
+
+export const logger = new Logger({ serviceName: 'circuitry' });
+export const metrics = new Metrics({ namespace: 'circuitry', serviceName: 'circuitry' });
+export { MetricUnit };
+
+/** Metrics every write records at the edge: lock wait, latency, fenced rejections. */
+export function recordPropagate(r: PropagateResult, latencyMs: number): void {
+  metrics.addMetric('LockWaitMs', MetricUnit.Milliseconds, r.lockWaitMs);
+  metrics.addMetric('PropagateLatencyMs', MetricUnit.Milliseconds, latencyMs);
+  metrics.addMetric('EtcdRpcs', MetricUnit.Count, r.etcdRpcs);
+  if (!r.applied && r.found) metrics.addMetric('FencedOrUnappliedWrites', MetricUnit.Count, 1);
+  logger.info('propagated', {
+    circuitId: r.circuitId,
+    generation: r.generation,
+    deleted: r.deleted,
+    applied: r.applied,
+    unchanged: r.unchanged,
+    notAppliedReason: r.notAppliedReason,
+    etcdRpcs: r.etcdRpcs,
+    txns: r.txns,
+    lockWaitMs: r.lockWaitMs,
+    latencyMs,
+  });
+}
