@@ -5,7 +5,18 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PropagateResult } from './circuits/propagate.js';
 
 export const logger = new Logger({ serviceName: 'circuitry' });
-export const metrics = new Metrics({ namespace: 'circuitry', serviceName: 'circuitry' });
+export const metrics = new Metrics({
+  namespace: 'circuitry',
+  serviceName: 'circuitry',
+  // An invocation that wrote nothing has no metrics; that is normal here, not a warning.
+  logger: {
+    debug: (...a: unknown[]) => logger.debug(String(a[0])),
+    info: (...a: unknown[]) => logger.info(String(a[0])),
+    warn: (...a: unknown[]) =>
+      String(a[0]).startsWith('No application metrics') ? logger.debug(String(a[0])) : logger.warn(String(a[0])),
+    error: (...a: unknown[]) => logger.error(String(a[0])),
+  },
+});
 export { MetricUnit };
 
 /** Metrics every write records at the edge: lock wait, latency, fenced rejections. */

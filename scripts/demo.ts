@@ -58,7 +58,7 @@ async function printKeys(root: string, circuitId: string): Promise<Map<string, s
     return new Map();
   }
   const width = Math.max(...rows.map(([k]) => k.length));
-  info(`${'key (under ' + root + '/)'.padEnd(width)}  value`);
+  info(`${('key (under ' + root + '/)').padEnd(width)}  value`);
   for (const [k, v] of rows) info(`${k.padEnd(width)}  ${v}`);
   return new Map(rows);
 }

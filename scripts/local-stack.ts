@@ -21,12 +21,11 @@ const { values: args } = parseArgs({
   options: {
     'http-port': { type: 'string', default: process.env.HTTP_PORT ?? '3000' },
     'lambda-port': { type: 'string', default: process.env.LAMBDA_PORT ?? '3002' },
-    'schedule-seconds': { type: 'string', default: process.env.LOCAL_SCHEDULE_SECONDS ?? '60' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
-  console.log(`usage: npm start [-- --http-port 3000 --lambda-port 3002 --schedule-seconds 60]
+  console.log(`usage: npm start [-- --http-port 3000 --lambda-port 3002]
   Starts etcd, PostgreSQL and the functions on 127.0.0.1; prints the API URL and a dev token.`);
   process.exit(0);
 }
@@ -42,7 +41,6 @@ const num = (name: string, v: string, min: number, max: number) => {
 };
 const httpPort = num('http-port', args['http-port'], 1, 65535);
 const lambdaPort = num('lambda-port', args['lambda-port'], 1, 65535);
-const scheduleSeconds = num('schedule-seconds', args['schedule-seconds'], 1, 3600);
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -75,7 +73,7 @@ const invoke = async (fn: string, event: unknown, isAsync: boolean) => {
   if (!res.ok || res.headers.get('x-amz-function-error')) throw new Error(`${fn}: ${res.status} ${text.slice(0, 500)}`);
   return text ? (JSON.parse(text) as unknown) : null;
 };
-const eventBridge = await startLocalEventBridge({ invoke, scheduleSeconds, log });
+const eventBridge = await startLocalEventBridge({ invoke, log });
 
 const token = process.env.API_TOKENS?.split(',')[0] ?? `dev-${randomBytes(16).toString('hex')}`;
 const env: NodeJS.ProcessEnv = {
@@ -169,6 +167,6 @@ console.log(`
     API         ${apiUrl}   (try: curl -H "Authorization: Bearer ${token}" ${apiUrl}/v2/circuits)
     dev token   ${token}
     etcd        ${services.etcd.endpoint}   (Traefik root: ${env.TRAEFIK_ROOT ?? 'traefik'}/worker_<authority>)
-    schedule    scheduled-health every ${scheduleSeconds}s
+    schedule    scheduled-health every minute (serverless-offline); on demand: curl -X POST ${eventBridge.url}/_local/fire-schedule
   In another terminal: npm run demo.   Ctrl-C stops everything.
 `);

@@ -1,7 +1,7 @@
 // A loopback stand-in for EventBridge in the local stack: accepts PutEvents from the AWS SDK
 // (EVENTBRIDGE_ENDPOINT points here), delivers CircuitUnloadRequested to the `unload` function
 // the way the deployed rule does (asynchronously, retried), keeps recent events for the demo,
-// and fires `scheduled-health` on a timer or on request.
+// and fires `scheduled-health` on request (serverless-offline itself runs its 1-minute schedule).
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 
@@ -37,7 +37,6 @@ const readBody = (req: IncomingMessage): Promise<string> =>
 
 export async function startLocalEventBridge(opts: {
   invoke: Invoke;
-  scheduleSeconds: number;
   log: (line: string) => void;
 }): Promise<LocalEventBridge> {
   const events: LocalEvent[] = [];
@@ -94,9 +93,6 @@ export async function startLocalEventBridge(opts: {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const timer = setInterval(() => {
-    fireSchedule().catch((err: Error) => opts.log(`schedule: scheduled-health failed: ${err.message}`));
-  }, opts.scheduleSeconds * 1000);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -104,7 +100,6 @@ export async function startLocalEventBridge(opts: {
     fireSchedule,
     close: () =>
       new Promise((r) => {
-        clearInterval(timer);
         server.closeAllConnections();
         server.close(() => r());
       }),
