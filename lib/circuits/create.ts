@@ -4,7 +4,9 @@ import { createCircuit, readWorker, type CircuitView } from '../db/circuits.js';
 import type { CreateCircuitInput } from '../model.js';
 import type { Invocation } from '../runtime.js';
 import { propagate, type PropagateResult } from './propagate.js';
-import { classifyFailure } from './errors.js';
+import { classifyFailure, DependencyError } from './errors.js';
+import { LockLostError, LockTimeoutError } from '../etcd/mutex.js';
+import { SessionLostError } from '../etcd/session.js';
 
 /** The circuit is valid on its own but not on this worker. */
 export class CircuitRejectedError extends Error {
@@ -32,6 +34,26 @@ export async function createAndPublish(inv: Invocation, input: CreateCircuitInpu
   const view = await createCircuit(db, input.id ?? randomUUID(), input).catch((e: unknown) => {
     throw classifyFailure(e, 'database');
   });
-  const sync = await propagate(inv, view.circuit.id, { workerHint: view.circuit.worker });
+  let sync: PropagateResult;
+  try {
+    sync = await propagate(inv, view.circuit.id, { workerHint: view.circuit.worker });
+  } catch (err) {
+    // The circuit is committed: report it created but not yet published (DESIGN §3), never
+    // "nothing was changed". The next sweep publishes it.
+    if (!(err instanceof DependencyError || err instanceof LockTimeoutError || err instanceof LockLostError || err instanceof SessionLostError)) throw err;
+    sync = {
+      circuitId: view.circuit.id,
+      found: true,
+      generation: view.circuit.generation,
+      deleted: false,
+      applied: false,
+      unchanged: false,
+      notAppliedReason: err.message,
+      txns: 0,
+      etcdRpcs: 0,
+      dbQueries: 0,
+      lockWaitMs: 0,
+    };
+  }
   return { view, sync };
 }

@@ -7,6 +7,7 @@ import type { IResponseOp } from 'etcd3';
 import { lockPrefix, metaKey, planNames } from './layout.js';
 import { readCircuit, type CircuitView, type Queryable } from '../db/circuits.js';
 import { withLock } from '../etcd/mutex.js';
+import { SessionLostError } from '../etcd/session.js';
 import { applyFenced, decodeMeta, FencedWriteError, type SeenMeta } from '../etcd/fenced-apply.js';
 import { kvKey, kvValue, op } from '../etcd/keys.js';
 import { deadline } from '../etcd/client.js';
@@ -170,8 +171,9 @@ export async function propagate(inv: Invocation, circuitId: string, opts: Propag
           };
         } catch (err) {
           // The database has committed; etcd will be converged by the next sweep. Report it.
-          if (err instanceof FencedWriteError || err instanceof DependencyError || isTransportError(err)) {
-            const reason = err instanceof FencedWriteError ? err.message : `etcd unavailable: ${(err as Error).message}`;
+          // (SessionLostError: applyFenced's own liveness check refused the write after a pause.)
+          if (err instanceof FencedWriteError || err instanceof SessionLostError || err instanceof DependencyError || isTransportError(err)) {
+            const reason = err instanceof FencedWriteError || err instanceof SessionLostError ? err.message : `etcd unavailable: ${(err as Error).message}`;
             return { ...committed, applied: false, unchanged: false, notAppliedReason: reason, etcdRpcs, dbQueries: db.count };
           }
           throw err;

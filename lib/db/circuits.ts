@@ -306,6 +306,13 @@ export async function createCircuit(q: Queryable, id: string, c: CreateCircuitIn
  * Replaces a live circuit's routes and bumps its generation, in one statement. A route that
  * keeps its id, host and port keeps its health; a new address is a new backend and starts over.
  * With ifMatch, applies only at that generation.
+ *
+ * The statement only applies if no other generation of the circuit committed after its snapshot
+ * was taken (the `snap` guard): otherwise the UPDATE, having waited for the other writer's row
+ * lock, would be re-evaluated on the new row while `del` still scanned the routes of the old
+ * snapshot, and the routes that writer inserted would survive the replacement (found by the chaos
+ * harness: a writer whose lock had expired while it was paused, racing the lock's next owner).
+ * Without ifMatch the statement is then re-run on a fresh snapshot; with it, it is a mismatch.
  */
 export async function replaceRoutes(
   q: Queryable,
@@ -313,11 +320,29 @@ export async function replaceRoutes(
   routes: readonly RouteInput[],
   ifMatch?: number,
 ): Promise<CircuitView> {
+  for (let attempt = 1; ; attempt++) {
+    const view = await replaceRoutesOnce(q, id, routes, ifMatch);
+    if (view !== null) return view;
+    const s = await q.query<{ generation: string; deleted: boolean }>(
+      'SELECT generation, deleted_at IS NOT NULL AS deleted FROM circuits WHERE id = $1',
+      [id],
+    );
+    const row = s.rows[0];
+    if (row === undefined || row.deleted) throw new NotFoundError(`circuit ${id} ${row ? 'was deleted' : 'does not exist'}`);
+    if (ifMatch !== undefined) throw new ConflictError(`circuit ${id} is at generation ${row.generation}, not ${ifMatch}`, 'generation-mismatch');
+    if (attempt >= 3) throw new ConflictError(`circuit ${id} kept changing concurrently (now at generation ${row.generation}); retry`, 'generation-mismatch');
+  }
+}
+
+async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly RouteInput[], ifMatch?: number): Promise<CircuitView | null> {
   const same = 'routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port';
   const r = await q.query<ViewRow>(
-    `WITH c AS (
+    `WITH snap AS (
+       SELECT generation FROM circuits WHERE id = $1),
+     c AS (
        UPDATE circuits SET generation = generation + 1, updated_at = now()
         WHERE id = $1 AND deleted_at IS NULL AND ($3::bigint IS NULL OR generation = $3::bigint)
+          AND generation = (SELECT generation FROM snap)
        RETURNING *),
      del AS (
        DELETE FROM routes USING c
@@ -347,14 +372,7 @@ export async function replaceRoutes(
        FROM c JOIN workers w ON w.authority = c.worker`,
     [id, routesJson(routes), ifMatch ?? null],
   );
-  if (r.rows[0]) return toView(r.rows[0]);
-  const s = await q.query<{ generation: string; deleted: boolean }>(
-    'SELECT generation, deleted_at IS NOT NULL AS deleted FROM circuits WHERE id = $1',
-    [id],
-  );
-  const row = s.rows[0];
-  if (row === undefined || row.deleted) throw new NotFoundError(`circuit ${id} ${row ? 'was deleted' : 'does not exist'}`);
-  throw new ConflictError(`circuit ${id} is at generation ${row.generation}, not ${ifMatch}`, 'generation-mismatch');
+  return r.rows[0] ? toView(r.rows[0]) : null;
 }
 
 /**

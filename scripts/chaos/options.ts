@@ -1,0 +1,179 @@
+// Command-line options of `npm run chaos` (node:util parseArgs), validated with messages that name
+// the option. Pure: parseOptions throws a UsageError, the CLI prints it.
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { FAULT_KINDS, type FaultKind } from './workload.js';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export type Strategy = 'circuitry' | 'naive';
+
+export interface Options {
+  help: boolean;
+  ops: number;
+  procs: number;
+  lanes: number;
+  seed: string;
+  faults: FaultKind[];
+  counts: Record<FaultKind, number>;
+  strategy: Strategy;
+  out: string | null;
+  circuits: number;
+  backends: number;
+  lockTtlSeconds: number;
+  bypassLiveness: 'none' | 'half' | 'all';
+  timeLimitSeconds: number;
+  quiet: boolean;
+  /** The options as given (for the replay command). */
+  given: Record<string, string>;
+}
+
+export const USAGE = `Usage: npm run chaos -- [options]
+
+Runs the chaos harness: its own etcd + PostgreSQL, P worker processes issuing seeded random
+operations through the real handlers over a few circuits, faults injected on a seeded schedule,
+then checks the recorded etcd history and the final state against DESIGN.md's invariants.
+
+Options:
+  --ops N              operations in total (default 10000)
+  --procs P            worker processes (default 4)
+  --lanes L            operations in flight per worker process (default 2)
+  --seed S             seed (default: random); the same seed replays the same operations and faults
+  --faults LIST        comma-separated: pause,kill,etcd-restart,db-drop, or none (default: all four)
+  --pauses N           pause faults (SIGSTOP > LOCK_TTL_SECONDS, then SIGCONT) (default 1.2% of ops)
+  --kills N            kill faults (SIGKILL mid-operation, replacement started) (default 0.6% of ops)
+  --etcd-restarts N    etcd restarts (same port and data) (default max(1, 0.04% of ops))
+  --db-drops N         dropped database connections (default 0.2% of ops)
+  --strategy S         circuitry (default) or naive: the reference system's write path, a negative
+                       control that must report violations
+  --circuits N         circuit slots the operations contend on (default 6)
+  --backends N         fake backends whose health flips (default 6)
+  --lock-ttl S         LOCK_TTL_SECONDS of the workers (default 2)
+  --bypass-liveness M  none|half|all: workers whose session ignores its local liveness clock, so a
+                       paused writer really sends its write and only etcd's fence stops it (default half)
+  --time-limit S       stop issuing operations after S seconds (default 1200)
+  --out DIR            output directory (default chaos-out/<timestamp>-<seed>)
+  --quiet              no progress line
+  -h, --help           this help
+
+Output: a progress line on stderr, a summary table on stdout, and in the output directory
+summary.json, ops-<worker>.jsonl, faults.jsonl, history.jsonl and, for each violation found, a
+violation-<n>.json with the minimal slice of history that shows it and the command to replay it.
+Exit status: 0 when the run met its expectation (circuitry: no violation; naive: at least one),
+1 when it did not, 2 for a usage or harness error.`;
+
+const INT_OPTS = ['ops', 'procs', 'lanes', 'pauses', 'kills', 'etcd-restarts', 'db-drops', 'circuits', 'backends', 'lock-ttl', 'time-limit'] as const;
+
+function int(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+export function parseOptions(argv: readonly string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        ...Object.fromEntries(INT_OPTS.map((o) => [o, { type: 'string' as const }])),
+        seed: { type: 'string' },
+        faults: { type: 'string' },
+        strategy: { type: 'string' },
+        out: { type: 'string' },
+        'bypass-liveness': { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const s = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const given: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) if (typeof val === 'string') given[k] = val;
+
+  const ops = s('ops') !== undefined ? int('ops', s('ops')!, 1, 1_000_000) : 10_000;
+  const procs = s('procs') !== undefined ? int('procs', s('procs')!, 1, 32) : 4;
+  if (ops < procs) throw new UsageError(`--ops (${ops}) must be at least --procs (${procs})`);
+  const lanes = s('lanes') !== undefined ? int('lanes', s('lanes')!, 1, 16) : 2;
+  const seed = s('seed') ?? randomBytes(4).toString('hex');
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(seed)) throw new UsageError(`--seed must be 1-64 characters of [A-Za-z0-9_.-], got "${seed}"`);
+
+  const faultsRaw = s('faults') ?? FAULT_KINDS.join(',');
+  const faults: FaultKind[] = [];
+  if (faultsRaw !== 'none') {
+    for (const f of faultsRaw.split(',').map((x) => x.trim()).filter(Boolean)) {
+      if (!(FAULT_KINDS as readonly string[]).includes(f)) {
+        throw new UsageError(`--faults: unknown fault "${f}" (known: ${FAULT_KINDS.join(', ')}, or none)`);
+      }
+      if (!faults.includes(f as FaultKind)) faults.push(f as FaultKind);
+    }
+    if (faults.length === 0) throw new UsageError('--faults is empty (use --faults none for no faults)');
+  }
+  const defaults: Record<FaultKind, number> = {
+    pause: Math.ceil(ops * 0.012),
+    kill: Math.ceil(ops * 0.006),
+    'etcd-restart': Math.max(1, Math.ceil(ops * 0.0004)),
+    'db-drop': Math.ceil(ops * 0.002),
+  };
+  const countOpt: Record<FaultKind, string> = { pause: 'pauses', kill: 'kills', 'etcd-restart': 'etcd-restarts', 'db-drop': 'db-drops' };
+  const counts = {} as Record<FaultKind, number>;
+  for (const k of FAULT_KINDS) {
+    const raw = s(countOpt[k]);
+    const n = raw !== undefined ? int(countOpt[k], raw, 0, 100_000) : defaults[k];
+    if (raw !== undefined && n > 0 && !faults.includes(k)) throw new UsageError(`--${countOpt[k]} ${n} given but "${k}" is not in --faults`);
+    counts[k] = faults.includes(k) ? n : 0;
+  }
+
+  const strategy = s('strategy') ?? 'circuitry';
+  if (strategy !== 'circuitry' && strategy !== 'naive') throw new UsageError(`--strategy must be circuitry or naive, got "${strategy}"`);
+  const bypass = s('bypass-liveness') ?? 'half';
+  if (bypass !== 'none' && bypass !== 'half' && bypass !== 'all') throw new UsageError(`--bypass-liveness must be none, half or all, got "${bypass}"`);
+  const out = s('out') ?? null;
+  if (out !== null && out.trim() === '') throw new UsageError('--out must not be empty');
+
+  return {
+    help: v.help === true,
+    ops,
+    procs,
+    lanes,
+    seed,
+    faults,
+    counts,
+    strategy,
+    out,
+    circuits: s('circuits') !== undefined ? int('circuits', s('circuits')!, 2, 64) : 6,
+    backends: s('backends') !== undefined ? int('backends', s('backends')!, 2, 32) : 6,
+    lockTtlSeconds: s('lock-ttl') !== undefined ? int('lock-ttl', s('lock-ttl')!, 2, 30) : 2,
+    bypassLiveness: bypass,
+    timeLimitSeconds: s('time-limit') !== undefined ? int('time-limit', s('time-limit')!, 10, 86_400) : 1200,
+    quiet: v.quiet === true,
+    given,
+  };
+}
+
+/** The exact command that replays a run (seed included, output directory left out). */
+export function replayCommand(o: Options): string {
+  const parts = ['npm run chaos --', `--ops ${o.ops}`, `--procs ${o.procs}`, `--seed ${o.seed}`, `--faults ${o.faults.length ? o.faults.join(',') : 'none'}`, `--strategy ${o.strategy}`];
+  const extra: Array<[string, string]> = [
+    ['lanes', String(o.lanes)],
+    ['circuits', String(o.circuits)],
+    ['backends', String(o.backends)],
+    ['lock-ttl', String(o.lockTtlSeconds)],
+    ['bypass-liveness', o.bypassLiveness],
+    ['pauses', String(o.counts.pause)],
+    ['kills', String(o.counts.kill)],
+    ['etcd-restarts', String(o.counts['etcd-restart'])],
+    ['db-drops', String(o.counts['db-drop'])],
+    ['time-limit', String(o.timeLimitSeconds)],
+  ];
+  for (const [k, val] of extra) if (o.given[k] !== undefined) parts.push(`--${k} ${val}`);
+  return parts.join(' ');
+}

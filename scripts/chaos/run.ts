@@ -1,0 +1,823 @@
+// `npm run chaos`: the chaos harness's coordinator (issue 5). It
+//   1. starts its own etcd + PostgreSQL (+ the WebSocket proxy), migrates, installs the generation
+//      recorder, starts fake backends whose health flips, registers two workers,
+//   2. runs P worker processes (worker.ts) that issue the seeded operations through the real
+//      handlers, and injects the seeded faults (pause, kill, etcd restart, dropped database
+//      connections), logging each with its time and target,
+//   3. when the workload is done: waits out the leases of killed workers, runs ONE sweep, checks
+//      convergence (I2), reads back the complete etcd history and checks it (I1, I3, I4) and the
+//      responses (R),
+//   4. writes summary.json, the logs and one slice per violation, prints the summary table.
+// Run `npm run chaos -- --help` for the options.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseOptions, replayCommand, USAGE, UsageError, type Options } from './options.js';
+import {
+  API_TOKEN,
+  AUTHORITIES,
+  FAULT_KINDS,
+  OP_KINDS,
+  opsOfWorker,
+  planFaults,
+  type FaultKind,
+  type PlannedFault,
+} from './workload.js';
+import type { WorkerConfig } from './worker.js';
+import { startBackends, type Backends } from './backends.js';
+import {
+  checkConvergence,
+  checkHistory,
+  checkResponses,
+  INVARIANTS,
+  type FinalCircuit,
+  type GenerationRecord,
+  type Invariant,
+  type Violation,
+} from './check.js';
+import type { Services } from '../lib/services.js';
+import { fmtMs, sliceFor, table, type FaultRecord, type OpLogRecord } from './report.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const WORKER_SCRIPT = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const TRAEFIK_ROOT = 'traefik';
+const META_PREFIX = 'circuitry';
+const layout = { traefikRoot: TRAEFIK_ROOT, metaPrefix: META_PREFIX };
+
+// ---- worker processes ---------------------------------------------------------------------------------
+
+interface Slot {
+  w: number;
+  count: number;
+  incarnation: number;
+  proc: ChildProcess | null;
+  pid: number;
+  state: 'starting' | 'running' | 'paused' | 'done' | 'exited';
+  inFlight: Map<number, { kind: string; at: number }>;
+  maxStarted: number;
+  /** An armed fault waiting for the worker's next critical point. */
+  armed: PlannedFault | null;
+  pauseTimer: NodeJS.Timeout | null;
+  pauseFault: FaultRecord | null;
+  crashes: number;
+  bypassLiveness: boolean;
+}
+
+function now(): number {
+  return Date.now();
+}
+
+class ChaosRun {
+  private readonly started = now();
+  private readonly outDir: string;
+  private readonly slots: Slot[] = [];
+  private readonly faultLog: FaultRecord[] = [];
+  private readonly killedOps: Array<{ w: number; i: number; kind: string; start: number; killedAt: number }> = [];
+  private readonly statusCounts = new Map<string, Map<string, number>>();
+  private readonly plan: PlannedFault[];
+  private nextFault = 0;
+  private opsDone = 0;
+  private etcdBusy: Promise<void> | null = null;
+  private draining = false;
+  private spawned = 0;
+  private harnessErrors: string[] = [];
+  private faultsFd = -1;
+  private services!: Services;
+  private backends!: Backends;
+  private lastProgress = 0;
+
+  constructor(private readonly o: Options) {
+    const stamp = new Date(this.started).toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
+    this.outDir = path.resolve(o.out ?? path.join(ROOT, 'chaos-out', `${stamp}-${o.seed}`));
+    this.plan = planFaults(o.seed, o.ops, o.counts, o.procs, o.lockTtlSeconds * 1000);
+  }
+
+  private log(line: string): void {
+    if (!this.o.quiet) this.clearProgress();
+    process.stderr.write(`[chaos] ${line}\n`);
+  }
+
+  // ---- progress -----------------------------------------------------------------------------------------
+
+  private progressLine(): string {
+    const pct = Math.floor((100 * this.opsDone) / this.o.ops);
+    const width = 24;
+    const filled = Math.round((width * this.opsDone) / this.o.ops);
+    const f = this.faultCounts();
+    const paused = this.slots.filter((s) => s.state === 'paused').map((s) => `w${s.w}`);
+    const errs = this.countStatus((s) => s === 'error' || s === 'harness-error');
+    return (
+      `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${this.opsDone}/${this.o.ops} ops` +
+      ` | pause ${f.pause} kill ${f.kill} etcd ${f['etcd-restart']} db ${f['db-drop']}` +
+      ` | ${errs} errors | ${fmtMs(now() - this.started)}${paused.length ? ` | paused ${paused.join(',')}` : ''}${this.etcdBusy ? ' | etcd down' : ''}`
+    );
+  }
+
+  private clearProgress(): void {
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
+  }
+
+  private progress(force = false): void {
+    if (this.o.quiet) return;
+    const t = now();
+    if (process.stderr.isTTY) {
+      if (!force && t - this.lastProgress < 200) return;
+      this.lastProgress = t;
+      const cols = process.stderr.columns ?? 120;
+      process.stderr.write(`\r\x1b[2K${this.progressLine().slice(0, cols - 1)}`);
+    } else if (force || t - this.lastProgress >= 10_000) {
+      this.lastProgress = t;
+      process.stderr.write(`[chaos] ${this.progressLine()}\n`);
+    }
+  }
+
+  private countStatus(pred: (status: string) => boolean): number {
+    let n = 0;
+    for (const m of this.statusCounts.values()) for (const [s, c] of m) if (pred(s)) n += c;
+    return n;
+  }
+
+  private faultCounts(): Record<FaultKind, number> {
+    const c = { pause: 0, kill: 0, 'etcd-restart': 0, 'db-drop': 0 } as Record<FaultKind, number>;
+    for (const f of this.faultLog) if ((FAULT_KINDS as readonly string[]).includes(f.kind)) c[f.kind as FaultKind]++;
+    return c;
+  }
+
+  private recordFault(f: FaultRecord): FaultRecord {
+    this.faultLog.push(f);
+    return f;
+  }
+
+  private flushFault(f: FaultRecord): void {
+    fs.writeSync(this.faultsFd, `${JSON.stringify(f)}\n`);
+  }
+
+  // ---- workers ------------------------------------------------------------------------------------------
+
+  private spawnWorker(s: Slot): void {
+    const from = s.maxStarted + 1;
+    if (from >= s.count || this.draining) {
+      s.state = 'exited';
+      s.proc = null;
+      return;
+    }
+    const cfg: WorkerConfig = {
+      seed: this.o.seed,
+      strategy: this.o.strategy,
+      slots: this.o.circuits,
+      backendPorts: this.backends.ports,
+      worker: s.w,
+      incarnation: s.incarnation,
+      from,
+      count: s.count,
+      lanes: this.o.lanes,
+      logFile: path.join(this.outDir, `ops-${s.w}.jsonl`),
+    };
+    const out = fs.openSync(path.join(this.outDir, `worker-${s.w}.log`), 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, ['--import', 'tsx', WORKER_SCRIPT], {
+        cwd: ROOT,
+        env: { ...process.env, CHAOS_WORKER: JSON.stringify(cfg), CHAOS_BYPASS_LIVENESS: s.bypassLiveness ? '1' : '0' },
+        stdio: ['pipe', out, out, 'pipe'],
+      });
+    } finally {
+      fs.closeSync(out);
+    }
+    this.spawned++;
+    s.proc = child;
+    s.pid = child.pid ?? -1;
+    s.state = 'starting';
+    child.stdin!.on('error', () => {});
+    createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        this.onMessage(s, child, JSON.parse(line) as Record<string, unknown>);
+      } catch (err) {
+        this.harnessErrors.push(`worker ${s.w}: bad message ${line.slice(0, 200)}: ${(err as Error).message}`);
+      }
+    });
+    child.on('exit', (code, signal) => this.onExit(s, child, code, signal));
+  }
+
+  private onMessage(s: Slot, child: ChildProcess, m: Record<string, unknown>): void {
+    if (s.proc !== child) return;
+    const i = Number(m.i);
+    switch (m.t) {
+      case 'ready':
+        if (s.state === 'starting') s.state = 'running';
+        break;
+      case 'start':
+        s.inFlight.set(i, { kind: String(m.kind), at: Number(m.at) });
+        s.maxStarted = Math.max(s.maxStarted, i);
+        break;
+      case 'end': {
+        const op = s.inFlight.get(i);
+        s.inFlight.delete(i);
+        this.opsDone++;
+        const kind = op?.kind ?? '?';
+        const byStatus = this.statusCounts.get(kind) ?? new Map<string, number>();
+        byStatus.set(String(m.status), (byStatus.get(String(m.status)) ?? 0) + 1);
+        this.statusCounts.set(kind, byStatus);
+        break;
+      }
+      case 'fire': {
+        const planned = s.armed;
+        s.armed = null;
+        const kind = m.fault === 'pause' ? 'pause' : 'kill';
+        const f = this.recordFault({
+          n: planned?.n ?? Number(m.id),
+          kind,
+          how: 'armed',
+          target: s.w,
+          pid: s.pid,
+          start: Number(m.at) || now(),
+          point: String(m.point),
+          note: [...s.inFlight.values()].map((x) => x.kind).join(','),
+        });
+        if (kind === 'pause') {
+          s.state = 'paused';
+          this.schedulePauseEnd(s, f, planned?.durationMs ?? this.o.lockTtlSeconds * 1000 + 500);
+        } else {
+          f.end = f.start;
+          this.flushFault(f);
+        }
+        break;
+      }
+      case 'done':
+        s.state = 'done';
+        break;
+    }
+  }
+
+  private schedulePauseEnd(s: Slot, f: FaultRecord, durationMs: number): void {
+    s.pauseFault = f;
+    s.pauseTimer = setTimeout(() => {
+      s.pauseTimer = null;
+      s.pauseFault = null;
+      f.end = now();
+      this.flushFault(f);
+      if (s.proc !== null && s.pid === f.pid) {
+        try {
+          process.kill(s.pid, 'SIGCONT');
+        } catch {
+          /* gone */
+        }
+        if (s.state === 'paused') s.state = 'running';
+      }
+    }, durationMs);
+  }
+
+  private onExit(s: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (s.proc !== child) return;
+    const t = now();
+    for (const [i, op] of s.inFlight) {
+      this.killedOps.push({ w: s.w, i, kind: op.kind, start: op.at, killedAt: t });
+      this.opsDone++;
+      const byStatus = this.statusCounts.get(op.kind) ?? new Map<string, number>();
+      byStatus.set('killed', (byStatus.get('killed') ?? 0) + 1);
+      this.statusCounts.set(op.kind, byStatus);
+    }
+    s.inFlight.clear();
+    if (s.pauseTimer !== null) {
+      clearTimeout(s.pauseTimer);
+      s.pauseTimer = null;
+      if (s.pauseFault) {
+        s.pauseFault.end = t;
+        s.pauseFault.note = `${s.pauseFault.note ?? ''} (ended by the worker's exit)`;
+        this.flushFault(s.pauseFault);
+        s.pauseFault = null;
+      }
+    }
+    s.armed = null;
+    s.proc = null;
+    const finished = s.state === 'done' && code === 0;
+    if (finished) {
+      s.state = 'exited';
+      return;
+    }
+    if (signal !== 'SIGKILL') {
+      s.crashes++;
+      this.harnessErrors.push(`worker ${s.w} (pid ${s.pid}) exited unexpectedly with ${code ?? signal}; see worker-${s.w}.log`);
+      if (s.crashes > 10) {
+        this.harnessErrors.push(`worker ${s.w} crashed too often; giving up on its remaining operations`);
+        this.opsDone += Math.max(0, s.count - s.maxStarted - 1);
+        s.maxStarted = s.count - 1;
+      }
+    }
+    s.incarnation++;
+    s.state = 'exited';
+    this.spawnWorker(s);
+  }
+
+  // ---- faults -------------------------------------------------------------------------------------------
+
+  /** The planned target if it can take a fault now, else the next one that can; null when none. */
+  private pickTarget(f: PlannedFault, needInFlight: boolean): Slot | null {
+    for (let k = 0; k < this.slots.length; k++) {
+      const s = this.slots[(f.target + k) % this.slots.length]!;
+      if (s.state !== 'running' || s.armed !== null || s.proc === null) continue;
+      if (needInFlight && s.inFlight.size === 0) continue;
+      return s;
+    }
+    return null;
+  }
+
+  /** Executes a planned fault; false when it must wait (no eligible target, etcd already restarting). */
+  private executeFault(f: PlannedFault): boolean {
+    switch (f.kind) {
+      case 'pause': {
+        const s = this.pickTarget(f, f.how === 'external');
+        if (s === null) return false;
+        if (f.how === 'armed') {
+          s.armed = f;
+          s.proc!.stdin!.write(`${JSON.stringify({ t: 'arm', fault: 'pause', id: f.n, where: f.where })}\n`);
+          return true;
+        }
+        try {
+          process.kill(s.pid, 'SIGSTOP');
+        } catch {
+          return false;
+        }
+        s.state = 'paused';
+        const rec = this.recordFault({ n: f.n, kind: 'pause', how: 'external', target: s.w, pid: s.pid, start: now(), note: [...s.inFlight.values()].map((x) => x.kind).join(',') });
+        this.schedulePauseEnd(s, rec, f.durationMs);
+        return true;
+      }
+      case 'kill': {
+        const s = this.pickTarget(f, f.how === 'external');
+        if (s === null) return false;
+        if (f.how === 'armed') {
+          s.armed = f;
+          s.proc!.stdin!.write(`${JSON.stringify({ t: 'arm', fault: 'kill', id: f.n, where: f.where })}\n`);
+          return true;
+        }
+        const rec = this.recordFault({ n: f.n, kind: 'kill', how: 'external', target: s.w, pid: s.pid, start: now(), note: [...s.inFlight.values()].map((x) => x.kind).join(',') });
+        rec.end = rec.start;
+        this.flushFault(rec);
+        try {
+          process.kill(s.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+        return true;
+      }
+      case 'etcd-restart': {
+        if (this.etcdBusy !== null) return false;
+        const rec = this.recordFault({ n: f.n, kind: 'etcd-restart', how: 'service', pid: this.services.etcd.pid, start: now() });
+        this.etcdBusy = (async () => {
+          try {
+            await this.services.etcd.stop();
+            await sleep(f.durationMs);
+            await this.services.etcd.start();
+          } catch (err) {
+            this.harnessErrors.push(`etcd restart ${f.n}: ${(err as Error).message}`);
+            await this.services.etcd.start().catch(() => {});
+          } finally {
+            rec.end = now();
+            rec.note = `down ${rec.end - rec.start} ms, new pid ${this.services.etcd.pid}`;
+            this.flushFault(rec);
+            this.etcdBusy = null;
+          }
+        })();
+        return true;
+      }
+      case 'db-drop': {
+        const rec = this.recordFault({ n: f.n, kind: 'db-drop', how: 'service', start: now() });
+        this.services.wsProxy.dropAll();
+        rec.end = now();
+        this.flushFault(rec);
+        return true;
+      }
+    }
+  }
+
+  private tickFaults(): void {
+    if (this.draining) return;
+    while (this.nextFault < this.plan.length && this.plan[this.nextFault]!.atOps <= this.opsDone) {
+      if (!this.executeFault(this.plan[this.nextFault]!)) break;
+      this.nextFault++;
+    }
+  }
+
+  private workloadDone(): boolean {
+    return this.slots.every((s) => s.proc === null && s.state === 'exited');
+  }
+
+  // ---- the run ------------------------------------------------------------------------------------------
+
+  async execute(): Promise<{ summary: Record<string, unknown>; ok: boolean }> {
+    const o = this.o;
+    fs.mkdirSync(this.outDir, { recursive: true });
+    this.faultsFd = fs.openSync(path.join(this.outDir, 'faults.jsonl'), 'w');
+    fs.writeFileSync(path.join(this.outDir, 'command.txt'), `${replayCommand(o)}\n`);
+    this.log(`seed ${o.seed}, ${o.ops} ops, ${o.procs} processes x ${o.lanes} lanes, strategy ${o.strategy}, out ${path.relative(process.cwd(), this.outDir) || '.'}`);
+
+    const { startServices } = await import('../lib/services.js');
+    const servicesLog = fs.openSync(path.join(this.outDir, 'services.log'), 'a');
+    this.services = await startServices({ log: (l) => fs.writeSync(servicesLog, `${new Date().toISOString()} ${l}\n`) });
+    const cleanup = () => {
+      for (const s of this.slots) if (s.proc !== null) { try { process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ } }
+    };
+    process.on('exit', cleanup);
+    try {
+      return await this.body(servicesLog);
+    } finally {
+      cleanup();
+      await this.backends?.close().catch(() => {});
+      await this.services.stop().catch(() => {});
+      fs.closeSync(servicesLog);
+      fs.closeSync(this.faultsFd);
+    }
+  }
+
+  private async body(servicesLog: number): Promise<{ summary: Record<string, unknown>; ok: boolean }> {
+    const o = this.o;
+    Object.assign(process.env, {
+      ...this.services.env,
+      API_TOKENS: API_TOKEN,
+      TRAEFIK_ROOT,
+      META_PREFIX,
+      LOCK_TTL_SECONDS: String(o.lockTtlSeconds),
+      LOCK_WAIT_MS: '2000',
+      ETCD_TIMEOUT_MS: '1000',
+      DATABASE_TIMEOUT_MS: '3000',
+      ALLOWED_BACKEND_CIDRS: '127.0.0.0/8',
+      EVENT_BUS_NAME: 'chaos',
+      EVENT_SOURCE: 'circuitry',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'chaos',
+      AWS_SECRET_ACCESS_KEY: 'chaos',
+      POWERTOOLS_LOG_LEVEL: 'ERROR',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+    });
+    const { migrate } = await import('../../lib/db/migrate.js');
+    await migrate(this.services.env.DATABASE_URL!, this.services.env.NEON_WS_PROXY, (l) => fs.writeSync(servicesLog, `${l}\n`));
+    const { getRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
+    const { HISTORY_TRIGGER_SQL, currentRevision, markEnd, readHistory, readPrefix, readGenerations } = await import('./history.js');
+    const rt = getRuntime();
+    const db = rt.db as unknown as import('../../lib/db/circuits.js').Queryable;
+    await db.query(HISTORY_TRIGGER_SQL);
+    this.backends = await startBackends(o.seed, o.backends);
+
+    const { handler: circuitsApi } = await import('../../functions/circuits-api.js');
+    const { apiEvent, lambdaContext, parseHttpResult } = await import('./lambda.js');
+    for (const authority of AUTHORITIES) {
+      const res = parseHttpResult(
+        await circuitsApi(
+          apiEvent({ method: 'PUT', path: `/v2/workers/${authority}`, pathParameters: { authority }, body: { hostname: `${authority}.example.com`, tls: false }, token: API_TOKEN }),
+          lambdaContext(30_000, 'circuits-api'),
+        ),
+      );
+      if (res.statusCode >= 300) throw new Error(`registering worker ${authority} failed: ${res.statusCode} ${JSON.stringify(res.body)}`);
+    }
+    const startRevision = await currentRevision(rt.etcd);
+
+    // ---- workload + faults ----
+    const workloadStart = now();
+    for (let w = 0; w < o.procs; w++) {
+      const bypass = o.bypassLiveness === 'all' || (o.bypassLiveness === 'half' && w % 2 === 1);
+      this.slots.push({
+        w,
+        count: opsOfWorker(o.ops, o.procs, w),
+        incarnation: 0,
+        proc: null,
+        pid: -1,
+        state: 'exited',
+        inFlight: new Map(),
+        maxStarted: -1,
+        armed: null,
+        pauseTimer: null,
+        pauseFault: null,
+        crashes: 0,
+        bypassLiveness: bypass,
+      });
+    }
+    for (const s of this.slots) this.spawnWorker(s);
+    let timedOut = false;
+    while (!this.workloadDone()) {
+      this.tickFaults();
+      this.progress();
+      if (!this.draining && now() - workloadStart > o.timeLimitSeconds * 1000) {
+        timedOut = true;
+        this.draining = true;
+        this.log(`time limit of ${o.timeLimitSeconds} s reached: draining the workers`);
+        for (const s of this.slots) s.proc?.stdin?.write(`${JSON.stringify({ t: 'drain' })}\n`);
+      }
+      if (this.draining && now() - workloadStart > o.timeLimitSeconds * 1000 + 60_000) {
+        for (const s of this.slots) if (s.proc !== null) { try { process.kill(s.pid, 'SIGCONT'); process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ } }
+      }
+      await sleep(50);
+    }
+    this.progress(true);
+    if (!o.quiet && process.stderr.isTTY) process.stderr.write('\n');
+    const workloadEnd = now();
+    if (this.etcdBusy) await this.etcdBusy;
+    const executed = this.faultCounts();
+    const unexecuted = this.plan.length - this.nextFault;
+
+    // ---- convergence: activity has stopped; wait out the leases of killed workers, then ONE sweep ----
+    this.backends.freeze();
+    const lastFaultEnd = Math.max(0, ...this.faultLog.map((f) => f.end ?? f.start));
+    await sleep(o.lockTtlSeconds * 1000 + 500);
+    const { readCircuits } = await import('../../lib/db/circuits.js');
+    const { render } = await import('../../lib/traefik/render.js');
+    const renderOpts = { traefikRoot: rt.config.traefikRoot, extraMiddlewares: rt.config.traefikExtraMiddlewares };
+    const finalState = async () => {
+      const ids = (await db.query<{ id: string }>('SELECT id FROM circuits')).rows.map((r) => r.id);
+      const views = await readCircuits(db, ids);
+      const circuits: FinalCircuit[] = views.map((v) => ({
+        id: v.circuit.id,
+        generation: v.circuit.generation,
+        deleted: v.circuit.deletedAt !== null,
+        expected: v.circuit.deletedAt !== null ? new Map() : render(v.circuit, v.worker, renderOpts),
+      }));
+      const keys = await readPrefix(rt.etcd, `${TRAEFIK_ROOT}/`);
+      const metaRaw = await readPrefix(rt.etcd, `${META_PREFIX}/circuits/`);
+      const metas = new Map([...metaRaw].map(([k, v]) => [k.slice(`${META_PREFIX}/circuits/`.length), v]));
+      const locks = await readPrefix(rt.etcd, `${META_PREFIX}/locks/`);
+      return { circuits, keys, metas, locks };
+    };
+    const before = await finalState();
+    const beforeReport = checkConvergence(layout, before.keys, before.metas, before.circuits);
+    const sweepStarted = now();
+    let sweepStats: Record<string, unknown>;
+    if (o.strategy === 'circuitry') {
+      const { runSweep } = await import('../../lib/health/sweep.js');
+      const inv = new Invocation(rt);
+      try {
+        const s = await runSweep(inv, { publish: async () => {}, drift: true });
+        sweepStats = { ...s, errors: s.errors.slice(0, 10) };
+      } finally {
+        await inv.close();
+      }
+    } else {
+      const { NaiveWriter } = await import('./naive.js');
+      sweepStats = { resynced: await new NaiveWriter(rt, async () => {}).resync() };
+    }
+    const after = await finalState();
+    const convergedCheckAt = now();
+    const convergence = checkConvergence(layout, after.keys, after.metas, after.circuits);
+    const converged = convergence.violations.length === 0 && Object.values(convergence.byRule).every((n) => n === 0);
+
+    // ---- the recorded history ----
+    const endRevision = await markEnd(rt.etcd);
+    const events = await readHistory(rt.etcd, endRevision);
+    fs.writeFileSync(path.join(this.outDir, 'history.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const gens = await readGenerations(db);
+    const generations: GenerationRecord[] = gens.map((g) => {
+      let keys: Map<string, string> | undefined;
+      try {
+        keys = g.deleted ? new Map() : render(g.view.circuit, g.view.worker, renderOpts);
+      } catch {
+        keys = undefined;
+      }
+      return { circuitId: g.circuitId, generation: g.generation, deleted: g.deleted, addresses: g.view.circuit.routes.map((r) => `${r.host}:${r.port}`), ...(keys ? { keys } : {}) };
+    });
+    fs.writeFileSync(
+      path.join(this.outDir, 'generations.jsonl'),
+      gens.map((g) => JSON.stringify({ circuitId: g.circuitId, generation: g.generation, deleted: g.deleted, recordedAt: g.recordedAt, routes: g.view.circuit.routes.map((r) => `${r.host}:${r.port} ${r.health.status}`) })).join('\n') + '\n',
+    );
+    const history = checkHistory(layout, events, generations);
+    const ops = this.readOps();
+    const responses = checkResponses(ops.map((x) => ({ worker: x.w, i: x.i, kind: x.kind, circuitId: x.circuitId, status: x.status, http: x.http, detail: x.detail, commits: x.commits, leases: x.leases })));
+
+    // ---- report ----
+    const counts = Object.fromEntries(INVARIANTS.map((k) => [k, history.counts[k] + convergence.counts[k] + responses.counts[k]])) as Record<Invariant, number>;
+    const byRule = { ...history.byRule, ...convergence.byRule, ...responses.byRule };
+    const violations: Violation[] = [...history.violations, ...convergence.violations, ...responses.violations];
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const faultsAll = this.faultLog;
+    const sliceFiles: string[] = [];
+    // One slice per rule first (the most telling invariants first), then more of each, up to 25 files.
+    const order: Invariant[] = ['I1', 'I2', 'I4', 'R', 'I3'];
+    const ranked = [...violations].sort((a, b) => order.indexOf(a.invariant) - order.indexOf(b.invariant));
+    const firstOfRule = ranked.filter((v, n) => ranked.findIndex((x) => x.invariant === v.invariant && x.rule === v.rule) === n);
+    const chosen = [...firstOfRule, ...ranked.filter((v) => !firstOfRule.includes(v))].slice(0, 25);
+    chosen.forEach((v, n) => {
+      const slice = sliceFor(layout, v, events, ops, faultsAll);
+      const file = `violation-${String(n + 1).padStart(3, '0')}-${v.invariant}-${v.rule}.json`;
+      const dbGenerations = v.circuitId === undefined ? [] : gens.filter((g) => g.circuitId === v.circuitId).map((g) => ({ generation: g.generation, deleted: g.deleted, recordedAt: g.recordedAt, routes: g.view.circuit.routes.map((r) => `${r.host}:${r.port} ${r.health.status}`) }));
+      fs.writeFileSync(path.join(this.outDir, file), JSON.stringify({ seed: o.seed, replay: replayCommand(o), ...slice, dbGenerations }, null, 2));
+      sliceFiles.push(file);
+    });
+    const commitsObserved = ops.reduce((n, x) => n + (x.commits?.length ?? 0), 0);
+    if (o.strategy === 'circuitry' && commitsObserved === 0 && this.opsDone > 50) {
+      this.harnessErrors.push('the workers recorded no database commit: the instrumentation no longer matches lib/db statements (check R is blind)');
+    }
+
+    const opsByKind: Record<string, Record<string, number>> = {};
+    for (const k of OP_KINDS) {
+      const m = this.statusCounts.get(k);
+      if (!m) continue;
+      const row: Record<string, number> = { total: 0 };
+      for (const [s, c] of [...m].sort()) {
+        row[s] = c;
+        row.total! += c;
+      }
+      opsByKind[k] = row;
+    }
+    const durationMs = now() - this.started;
+    const negative = o.strategy === 'naive';
+    const ok = !timedOut && (negative ? counts.I1 + counts.I2 + counts.I3 + counts.I4 > 0 : total === 0) && this.harnessErrors.length === 0;
+    const verdict = timedOut
+      ? 'incomplete (time limit)'
+      : negative
+        ? total > 0
+          ? 'negative control: the harness sees the reference bug'
+          : 'negative control BLIND: no violation found, the harness cannot see the bug'
+        : total === 0
+          ? 'clean: no violation'
+          : 'VIOLATIONS FOUND';
+    const summary = {
+      verdict,
+      ok,
+      seed: o.seed,
+      strategy: o.strategy,
+      replay: replayCommand(o),
+      outDir: this.outDir,
+      startedAt: new Date(this.started).toISOString(),
+      durationMs,
+      workloadMs: workloadEnd - workloadStart,
+      complete: !timedOut,
+      settings: {
+        ops: o.ops,
+        procs: o.procs,
+        lanes: o.lanes,
+        circuits: o.circuits,
+        backends: o.backends,
+        lockTtlSeconds: o.lockTtlSeconds,
+        lockWaitMs: 2000,
+        etcdTimeoutMs: 1000,
+        bypassLiveness: this.slots.filter((s) => s.bypassLiveness).map((s) => s.w),
+        faults: o.faults,
+        plannedFaults: o.counts,
+      },
+      ops: {
+        total: this.opsDone,
+        throughputPerSecond: Math.round((10 * this.opsDone) / ((workloadEnd - workloadStart) / 1000)) / 10,
+        byKind: opsByKind,
+        killedInFlight: this.killedOps.length,
+      },
+      faults: {
+        executed,
+        byHow: Object.fromEntries(
+          FAULT_KINDS.map((k) => [k, faultsAll.filter((f) => f.kind === k).reduce<Record<string, number>>((m, f) => ((m[f.how] = (m[f.how] ?? 0) + 1), m), {})]),
+        ),
+        armedPausePoints: faultsAll.filter((f) => f.kind === 'pause' && f.how === 'armed').reduce<Record<string, number>>((m, f) => ((m[f.point ?? '?'] = (m[f.point ?? '?'] ?? 0) + 1), m), {}),
+        notExecuted: unexecuted,
+        pauseMs: {
+          min: Math.min(...faultsAll.filter((f) => f.kind === 'pause' && f.end).map((f) => f.end! - f.start)),
+          max: Math.max(...faultsAll.filter((f) => f.kind === 'pause' && f.end).map((f) => f.end! - f.start)),
+        },
+      },
+      violations: { total, byInvariant: counts, byRule, files: sliceFiles },
+      convergence: {
+        converged,
+        lastFaultEndAt: lastFaultEnd ? new Date(lastFaultEnd).toISOString() : null,
+        afterLastFaultMs: converged && lastFaultEnd ? convergedCheckAt - lastFaultEnd : null,
+        afterWorkloadMs: converged ? convergedCheckAt - workloadEnd : null,
+        sweepMs: convergedCheckAt - sweepStarted,
+        beforeSweep: { differingCircuits: beforeReport.differing, byRule: beforeReport.byRule },
+        finalSweep: sweepStats,
+        liveCircuits: after.circuits.filter((c) => !c.deleted).length,
+        circuits: after.circuits.length,
+        keys: after.keys.size,
+        lockKeysLeft: after.locks.size,
+      },
+      history: { startRevision, endRevision, ...history.stats, generations: generations.length },
+      fencing: {
+        // A paused or stale writer whose transaction etcd refused (the fence at work), and writes
+        // its own liveness check refused before sending them.
+        refusedByEtcd: ops.filter((x) => /write refused/.test(x.detail ?? '') || /write refused/.test(JSON.stringify(x.extra ?? {}))).length,
+        refusedTxns: ops.reduce((n, x) => n + x.txns.filter((t) => t.ok === false).length, 0),
+        refusedLocally: ops.filter((x) => /session lost/.test(x.detail ?? '')).length,
+      },
+      workers: {
+        processesSpawned: this.spawned,
+        crashes: this.slots.reduce((n, s) => n + s.crashes, 0),
+        databaseCommitsObserved: commitsObserved,
+      },
+      harnessErrors: this.harnessErrors,
+    };
+    fs.writeFileSync(path.join(this.outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+    fs.writeFileSync(path.join(this.outDir, 'killed-ops.jsonl'), this.killedOps.map((k) => JSON.stringify(k)).join('\n') + (this.killedOps.length ? '\n' : ''));
+    process.stdout.write(`${this.render(summary)}\n`);
+    const { closeProbers } = await import('../../lib/health/sweep.js');
+    closeProbers();
+    await closeRuntime(rt);
+    return { summary, ok };
+  }
+
+  private readOps(): OpLogRecord[] {
+    const out: OpLogRecord[] = [];
+    for (const s of this.slots) {
+      const file = path.join(this.outDir, `ops-${s.w}.jsonl`);
+      if (!fs.existsSync(file)) continue;
+      for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+        if (!line.trim()) continue;
+        try {
+          out.push(JSON.parse(line) as OpLogRecord);
+        } catch {
+          /* a line cut by SIGKILL */
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---- summary table ------------------------------------------------------------------------------------
+
+  private render(s: {
+    verdict: string;
+    seed: string;
+    replay: string;
+    outDir: string;
+    durationMs: number;
+    workloadMs: number;
+    ops: { total: number; throughputPerSecond: number; byKind: Record<string, Record<string, number>>; killedInFlight: number };
+    faults: { executed: Record<FaultKind, number>; byHow: Record<string, Record<string, number>>; notExecuted: number };
+    violations: { total: number; byInvariant: Record<Invariant, number>; byRule: Record<string, number>; files: string[] };
+    convergence: { converged: boolean; afterLastFaultMs: number | null; afterWorkloadMs: number | null; sweepMs: number; beforeSweep: { differingCircuits: number } };
+    history: { revisions: number; events: number; lockAcquisitions: number; tombstones: number };
+    harnessErrors: string[];
+  }): string {
+    const statuses = ['ok', 'ok-not-applied', 'noop', 'partial', 'conflict', 'not-found', 'unavailable', 'not-applied', 'skipped', 'error', 'killed'];
+    const opRows = Object.entries(s.ops.byKind).map(([k, m]) => {
+      const other = Object.entries(m).filter(([st]) => st !== 'total' && !statuses.includes(st)).reduce((n, [, c]) => n + c, 0);
+      return [k, m.total ?? 0, ...statuses.map((st) => m[st] ?? 0), other];
+    });
+    const totals = ['total', s.ops.total, ...statuses.map((st) => Object.values(s.ops.byKind).reduce((n, m) => n + (m[st] ?? 0), 0)), 0];
+    totals[totals.length - 1] = opRows.reduce((n, r) => n + Number(r[r.length - 1]), 0);
+    const lines = [
+      '',
+      `chaos run ${s.seed}: ${s.verdict}`,
+      '',
+      table([...opRows, totals], ['operation', 'total', ...statuses, 'other']),
+      '',
+      table(
+        FAULT_KINDS.map((k) => [k, s.faults.executed[k], Object.entries(s.faults.byHow[k] ?? {}).map(([h, n]) => `${h} ${n}`).join(', ')]),
+        ['fault', 'count', 'how'],
+      ),
+      '',
+      table(
+        INVARIANTS.map((k) => [
+          k,
+          s.violations.byInvariant[k],
+          Object.entries(s.violations.byRule)
+            .filter(([r]) => r.startsWith(`${k}/`))
+            .map(([r, n]) => `${r.slice(k.length + 1)} ${n}`)
+            .join(', '),
+        ]),
+        ['invariant', 'violations', 'rules'],
+      ),
+      '',
+      table([
+        ['duration', fmtMs(s.durationMs)],
+        ['workload', `${fmtMs(s.workloadMs)} (${s.ops.throughputPerSecond} ops/s)`],
+        ['converged after last fault', s.convergence.converged ? fmtMs(s.convergence.afterLastFaultMs) : 'NOT CONVERGED'],
+        ['  of which the final sweep', fmtMs(s.convergence.sweepMs)],
+        ['circuits differing before the sweep', String(s.convergence.beforeSweep.differingCircuits)],
+        ['etcd history', `${s.history.revisions} revisions, ${s.history.events} events, ${s.history.lockAcquisitions} lock keys, ${s.history.tombstones} tombstones`],
+        ['faults planned but not executed', String(s.faults.notExecuted)],
+        ['output', s.outDir],
+        ['replay', s.replay],
+      ]),
+    ];
+    if (s.violations.files.length) lines.push('', `violation slices: ${s.violations.files.slice(0, 5).join(', ')}${s.violations.files.length > 5 ? ', ...' : ''}`);
+    if (s.harnessErrors.length) lines.push('', 'harness errors:', ...s.harnessErrors.slice(0, 10).map((e) => `  ${e}`));
+    return lines.join('\n');
+  }
+}
+
+// ---- CLI ----------------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`chaos: ${err.message}\nRun with --help for the options.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const run = new ChaosRun(opts);
+  const { ok } = await run.execute();
+  return ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`\nchaos: harness error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,162 @@
+// The chaos workload, as pure functions of the seed: the circuits ("slots"), their routes over
+// the fake backends, and every operation of every worker. Operation i of worker w is
+// opFor(seed, w, i): a replacement process for a killed worker resumes with the same sequence.
+import { rngFor, uuidFor } from './rng.js';
+
+/** Worker authorities the circuits are spread over (each has its own Traefik root). */
+export const AUTHORITIES = ['chaos-a', 'chaos-b'] as const;
+export const FRONTEND_PORT_BASE = 30000;
+export const API_TOKEN = 'chaos-token-0123456789abcdef';
+
+export interface Shape {
+  seed: string;
+  /** Number of circuit slots (a slot holds one live circuit at a time; unload + create = next incarnation). */
+  slots: number;
+  /** Fake backends (route targets). */
+  backends: number;
+}
+
+export type OpKind = 'create' | 'update-routes' | 'unload' | 'unload-dup' | 'unload-late' | 'sweep';
+export const OP_KINDS: readonly OpKind[] = ['create', 'update-routes', 'unload', 'unload-dup', 'unload-late', 'sweep'];
+
+const WEIGHTS: Readonly<Record<OpKind, number>> = {
+  create: 18,
+  'update-routes': 40,
+  unload: 6,
+  'unload-dup': 2,
+  'unload-late': 4,
+  sweep: 30,
+};
+
+export interface RouteChoice {
+  /** Backend index. */
+  b: number;
+  ratio: number;
+}
+
+export interface Op {
+  worker: number;
+  i: number;
+  kind: OpKind;
+  slot: number;
+  /** create / update-routes: the route set (may be empty for an update). */
+  routes: RouteChoice[];
+  /** update-routes: send If-Match with the generation read just before (may be stale by then). */
+  ifMatch: boolean;
+  /** sweep: also run drift repair and orphan cleanup. */
+  drift: boolean;
+  /** unload-late: how many incarnations before the newest one (0 = the newest). */
+  lateBack: number;
+}
+
+export const slotAuthority = (slot: number): string => AUTHORITIES[slot % AUTHORITIES.length]!;
+export const slotPort = (slot: number): number => FRONTEND_PORT_BASE + slot;
+/** The last slot is an interactive circuit without health checking; the others are probed. */
+export const slotProbed = (shape: Shape, slot: number): boolean => slot !== shape.slots - 1;
+
+/** The id of incarnation k of a slot: racing creates of the same incarnation collide on it. */
+export const circuitIdFor = (seed: string, slot: number, k: number): string => uuidFor(seed, 'circuit', slot, k);
+/** The EventBridge event id of the unload of incarnation k: a late or duplicate delivery reuses it. */
+export const unloadEventIdFor = (seed: string, slot: number, k: number): string => uuidFor(seed, 'unload-event', slot, k);
+
+export function opFor(shape: Shape, worker: number, i: number): Op {
+  const r = rngFor(shape.seed, 'op', worker, i);
+  const kind = r.weighted(WEIGHTS);
+  const slot = r.int(0, shape.slots - 1);
+  const size = kind === 'create' ? r.int(1, 4) : r.chance(0.06) ? 0 : r.int(1, 4);
+  const routes = r.subset(shape.backends, size).map((b) => ({ b, ratio: r.pick([1, 1, 0.5, 0.25]) }));
+  return { worker, i, kind, slot, routes, ifMatch: r.chance(0.15), drift: r.chance(0.35), lateBack: r.int(0, 3) };
+}
+
+export interface RouteBody {
+  routeId: string;
+  sessionId: string;
+  host: string;
+  port: number;
+  trafficRatio: number;
+}
+
+/** Route ids are per (slot, backend): a route that keeps its backend keeps its identity and health. */
+export function routeBodies(seed: string, slot: number, choices: readonly RouteChoice[], backendPorts: readonly number[]): RouteBody[] {
+  return choices.map(({ b, ratio }) => ({
+    routeId: uuidFor(seed, 'route', slot, b),
+    sessionId: uuidFor(seed, 'session', slot, b),
+    host: '127.0.0.1',
+    port: backendPorts[b]!,
+    trafficRatio: ratio,
+  }));
+}
+
+export function createBody(shape: Shape, slot: number, id: string, choices: readonly RouteChoice[], backendPorts: readonly number[]) {
+  return {
+    id,
+    worker: slotAuthority(slot),
+    protocol: 'http' as const,
+    appMode: slotProbed(shape, slot) ? ('inference' as const) : ('interactive' as const),
+    frontend: { mode: 'port' as const, port: slotPort(slot) },
+    healthCheck: slotProbed(shape, slot)
+      ? { path: '/health', intervalSeconds: 1, timeoutMs: 300, expectedStatus: 200, unhealthyThreshold: 1, healthyThreshold: 1, initialDelaySeconds: 0 }
+      : null,
+    routes: routeBodies(shape.seed, slot, choices, backendPorts),
+  };
+}
+
+// ---- faults ---------------------------------------------------------------------------------------
+
+export type FaultKind = 'pause' | 'kill' | 'etcd-restart' | 'db-drop';
+export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'etcd-restart', 'db-drop'];
+
+export interface PlannedFault {
+  n: number;
+  kind: FaultKind;
+  /** Fire once this many operations have finished (reproducible whatever the machine's speed). */
+  atOps: number;
+  /**
+   * pause/kill: 'external' = the coordinator signals the worker at a random moment of an
+   * operation; 'armed' = the worker stops (pause) or kills itself at its next critical point: right
+   * after a database change made under a circuit lock (circuitry) or right after its snapshot
+   * (naive), i.e. inside the window a stale writer lives in.
+   */
+  how: 'external' | 'armed' | 'service';
+  /**
+   * armed: fire just before the locked database statement is sent (the lock may expire before the
+   * statement runs: a late database write racing the lock's next owner) or just after its result
+   * arrives (a late etcd write, which the fence must refuse).
+   */
+  where: 'before' | 'after';
+  /** Preferred target worker (the next eligible one is used when it is unavailable). */
+  target: number;
+  /** pause: how long the worker stays stopped; etcd-restart: how long etcd stays down. */
+  durationMs: number;
+}
+
+export function planFaults(
+  seed: string,
+  ops: number,
+  counts: Readonly<Record<FaultKind, number>>,
+  procs: number,
+  lockTtlMs: number,
+): PlannedFault[] {
+  const r = rngFor(seed, 'faults');
+  const out: Omit<PlannedFault, 'n'>[] = [];
+  for (const kind of FAULT_KINDS) {
+    const c = counts[kind];
+    for (let k = 0; k < c; k++) {
+      // Spread evenly (with jitter) over 3%..95% of the run, so faults keep coming until the end.
+      const frac = 0.03 + (0.92 * (k + r.next())) / Math.max(1, c);
+      out.push({
+        kind,
+        atOps: Math.max(1, Math.floor(frac * ops)),
+        how: kind === 'pause' || kind === 'kill' ? (r.chance(0.5) ? 'armed' : 'external') : 'service',
+        target: r.int(0, procs - 1),
+        where: r.chance(0.5) ? 'before' : 'after',
+        durationMs: kind === 'pause' ? lockTtlMs + r.int(300, 1500) : kind === 'etcd-restart' ? r.int(100, 700) : 0,
+      });
+    }
+  }
+  out.sort((a, b) => a.atOps - b.atOps);
+  return out.map((f, n) => ({ ...f, n }));
+}
+
+/** How many operations worker w runs (ops split as evenly as possible). */
+export const opsOfWorker = (ops: number, procs: number, w: number): number => Math.floor(ops / procs) + (w < ops % procs ? 1 : 0);

@@ -1,0 +1,92 @@
+// The chaos harness in CI (issue 5): the real CLI (scripts/chaos/run.ts) as a child process, with
+// its own etcd + PostgreSQL, worker processes and faults.
+//   - a small positive run: the real write path must show no violation and converge;
+//   - the same workload with --strategy naive (the reference system's write path) must be caught:
+//     if it is not, the harness cannot see the bug it exists to find.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface Summary {
+  ok: boolean;
+  verdict: string;
+  complete: boolean;
+  replay: string;
+  ops: { total: number; byKind: Record<string, Record<string, number>> };
+  faults: { executed: Record<string, number> };
+  violations: { total: number; byInvariant: Record<string, number>; byRule: Record<string, number>; files: string[] };
+  convergence: { converged: boolean };
+  history: { revisions: number; tombstones: number };
+  harnessErrors: string[];
+}
+
+async function chaos(args: string[]): Promise<{ code: number | null; output: string; summary: Summary; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'circuitry-chaos-test-'));
+  dirs.push(dir);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos/run.ts', ...args, '--out', dir, '--quiet'], {
+    cwd: ROOT,
+    env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  let summary: Summary;
+  try {
+    summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as Summary;
+  } catch {
+    throw new Error(`chaos run wrote no summary.json (exit ${code}):\n${output.slice(-4000)}`);
+  }
+  return { code, output, summary, dir };
+}
+
+const WORKLOAD = ['--ops', '360', '--procs', '3', '--pauses', '5', '--kills', '3', '--etcd-restarts', '1', '--db-drops', '2'];
+
+describe('chaos harness (CLI)', () => {
+  it('positive: the fenced write path under pauses, kills, an etcd restart and dropped connections has no violation', async () => {
+    const { code, output, summary } = await chaos([...WORKLOAD, '--seed', 'ci-positive']);
+    expect(summary.harnessErrors, output.slice(-3000)).toEqual([]);
+    expect(summary.violations.byRule, `${summary.replay}\n${output.slice(-3000)}`).toEqual({});
+    expect(summary.violations.total).toBe(0);
+    expect(summary.convergence.converged).toBe(true);
+    expect(summary.complete).toBe(true);
+    expect(summary.ops.total).toBe(360);
+    expect(summary.faults.executed.pause).toBeGreaterThanOrEqual(4);
+    expect(summary.faults.executed.kill).toBeGreaterThanOrEqual(2);
+    expect(summary.faults.executed['etcd-restart']).toBe(1);
+    expect(summary.faults.executed['db-drop']).toBe(2);
+    // The workload really exercised the interesting paths.
+    expect(summary.history.tombstones).toBeGreaterThan(3);
+    expect(summary.ops.byKind.sweep?.ok ?? 0).toBeGreaterThan(10);
+    expect(code).toBe(0);
+  }, 150_000);
+
+  it('negative control: the reference write path on the same workload is caught resurrecting', async () => {
+    const { code, output, summary, dir } = await chaos([...WORKLOAD, '--seed', 'ci-negative', '--strategy', 'naive']);
+    expect(summary.violations.byInvariant.I1, output.slice(-3000)).toBeGreaterThan(0);
+    expect(summary.violations.byRule['I1/put-after-unload'] ?? 0).toBeGreaterThan(0);
+    expect(summary.verdict).toMatch(/negative control: the harness sees/);
+    // Each violation comes with the slice of history that shows it and the command to replay it.
+    const slice = JSON.parse(readFileSync(join(dir, summary.violations.files.find((f) => f.includes('put-after-unload'))!), 'utf8')) as {
+      replay: string;
+      events: Array<{ rev: number; key: string; value: string }>;
+      violation: { revisions: number[] };
+    };
+    expect(slice.replay).toContain('--seed ci-negative');
+    expect(slice.replay).toContain('--strategy naive');
+    const [tomb, put] = slice.violation.revisions;
+    expect(slice.events.some((e) => e.rev === tomb && /"deleted":true/.test(e.value))).toBe(true);
+    expect(slice.events.some((e) => e.rev === put)).toBe(true);
+    expect(code).toBe(0); // the run met its expectation: it found the bug
+  }, 150_000);
+});

@@ -1,0 +1,374 @@
+// The chaos harness's checkers on hand-made histories: each invariant is shown violated by a
+// minimal history and satisfied by a correct one (if a checker cannot fail, a clean chaos run
+// proves nothing).
+import { describe, expect, it } from 'vitest';
+import {
+  checkConvergence,
+  checkHistory,
+  checkResponses,
+  parseWriter,
+  serverAddress,
+  type GenerationRecord,
+  type HistEvent,
+} from '../../scripts/chaos/check.js';
+import { parseOptions, replayCommand, UsageError } from '../../scripts/chaos/options.js';
+import { opFor, planFaults } from '../../scripts/chaos/workload.js';
+
+const L = { traefikRoot: 'traefik', metaPrefix: 'circuitry' };
+const C = '11111111-1111-4111-8111-111111111111';
+const D = '22222222-2222-4222-8222-222222222222';
+const ROOT = 'traefik/worker_w1';
+const A = '10.0.0.1:8080';
+const B = '10.0.0.2:8080';
+
+/** The keys circuitry renders for a circuit with these route addresses (simplified, http). */
+function render(c: string, addrs: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  if (addrs.length === 0) return m;
+  m.set(`${ROOT}/http/routers/bai_router_${c}/rule`, 'Host(`w1.example.com`)');
+  m.set(`${ROOT}/http/routers/bai_router_${c}/service`, `bai_service_${c}`);
+  m.set(`${ROOT}/http/routers/bai_router_${c}/entryPoints/0`, 'portproxy_30000');
+  addrs.forEach((a, i) => {
+    m.set(`${ROOT}/http/services/bai_service_${c}/loadBalancer/servers/${i}/url`, `http://${a}/`);
+    m.set(`${ROOT}/http/services/bai_service_${c}/loadBalancer/servers/${i}/weight`, '1');
+  });
+  return m;
+}
+
+const meta = (generation: number, deleted: boolean, writer: string) => JSON.stringify({ generation, deleted, worker: 'w1', writer, at: '' });
+const metaKey = (c: string) => `circuitry/circuits/${c}`;
+const lockKey = (c: string, lease: string) => `circuitry/locks/${c}/${lease}`;
+
+/** Builds a history transaction by transaction, tracking what each circuit currently has. */
+class History {
+  rev = 1;
+  readonly events: HistEvent[] = [];
+  private readonly live = new Map<string, { value: string; create: number }>();
+
+  txn(ops: Array<['put', string, string] | ['del', string]>): number {
+    const r = ++this.rev;
+    for (const o of ops) {
+      if (o[0] === 'put') {
+        const prev = this.live.get(o[1]);
+        const create = prev ? prev.create : r;
+        this.live.set(o[1], { value: o[2], create });
+        this.events.push({ rev: r, type: 'put', key: o[1], value: o[2], create });
+      } else if (this.live.delete(o[1])) {
+        this.events.push({ rev: r, type: 'delete', key: o[1], value: '', create: 0 });
+      }
+    }
+    return r;
+  }
+
+  keysOf(c: string): string[] {
+    return [...this.live.keys()].filter((k) => k.startsWith(`${ROOT}/`) && k.includes(c));
+  }
+
+  /** circuitry's protocol: lock, then one txn with the diff + meta + release. Returns the write revision. */
+  fenced(c: string, lease: string, generation: number, addrs: string[] | 'deleted'): number {
+    const lockRev = this.txn([['put', lockKey(c, lease), '']]);
+    return this.apply(c, lease, lockRev, generation, addrs);
+  }
+
+  apply(c: string, lease: string, lockRev: number, generation: number, addrs: string[] | 'deleted', release = true): number {
+    const desired = addrs === 'deleted' ? new Map<string, string>() : render(c, addrs);
+    const ops: Array<['put', string, string] | ['del', string]> = [];
+    for (const k of this.keysOf(c)) if (!desired.has(k)) ops.push(['del', k]);
+    for (const [k, v] of desired) if (this.live.get(k)?.value !== v) ops.push(['put', k, v]);
+    ops.push(['put', metaKey(c), meta(generation, addrs === 'deleted', `${lease}@${lockRev}`)]);
+    if (release) ops.push(['del', lockKey(c, lease)]);
+    return this.txn(ops);
+  }
+
+  /** The reference system's write: unconditional puts, no meta, no lock. */
+  naive(c: string, addrs: string[]): number {
+    return this.txn([...render(c, addrs)].map(([k, v]) => ['put', k, v] as ['put', string, string]));
+  }
+}
+
+function gen(c: string, generation: number, addrs: string[] | 'deleted'): GenerationRecord {
+  return {
+    circuitId: c,
+    generation,
+    deleted: addrs === 'deleted',
+    addresses: addrs === 'deleted' ? [] : addrs,
+    keys: addrs === 'deleted' ? new Map() : render(c, addrs),
+  };
+}
+
+/** create (A, B) -> remove B -> unload, all through the fenced protocol. */
+function cleanLifecycle(): { h: History; gens: GenerationRecord[] } {
+  const h = new History();
+  h.fenced(C, 'a1', 1, [A, B]);
+  h.fenced(C, 'a2', 2, [A]);
+  h.fenced(C, 'a3', 3, 'deleted');
+  return { h, gens: [gen(C, 1, [A, B]), gen(C, 2, [A]), gen(C, 3, 'deleted')] };
+}
+
+const rules = (r: { byRule: Record<string, number> }) => Object.keys(r.byRule).sort();
+
+describe('chaos checkers: helpers', () => {
+  it('parses writers and server addresses', () => {
+    expect(parseWriter('7a3f@123')).toEqual({ leaseHex: '7a3f', createRevision: 123 });
+    expect(parseWriter('naive')).toBeNull();
+    expect(serverAddress('x/servers/0/url', 'http://10.0.0.1:8080/')).toBe('10.0.0.1:8080');
+    expect(serverAddress('x/servers/3/address', '10.0.0.1:9000')).toBe('10.0.0.1:9000');
+    expect(serverAddress('x/servers/3/weight', '1')).toBeNull();
+  });
+});
+
+describe('chaos checkers: I1, I3, I4 over a history', () => {
+  it('a correct fenced history has no violation', () => {
+    const { h, gens } = cleanLifecycle();
+    const r = checkHistory(L, h.events, gens);
+    expect(r.violations).toEqual([]);
+    expect(r.stats.tombstones).toBe(1);
+    expect(r.stats.lockAcquisitions).toBe(3);
+  });
+
+  it('a re-applied tombstone, an idempotent rewrite and contending lock keys are fine', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 1, [A]);
+    // a2 holds the lock; a3 queues behind it (higher create revision) and writes after a2 released.
+    const r2 = h.txn([['put', lockKey(C, 'a2'), '']]);
+    const r3 = h.txn([['put', lockKey(C, 'a3'), '']]);
+    h.apply(C, 'a2', r2, 2, 'deleted');
+    h.apply(C, 'a3', r3, 2, 'deleted'); // duplicate unload: same tombstone again
+    h.fenced(D, 'a4', 1, [B]);
+    const r = checkHistory(L, h.events, [gen(C, 1, [A]), gen(C, 2, 'deleted'), gen(D, 1, [B])]);
+    expect(r.violations).toEqual([]);
+  });
+
+  it('I1: a put of the circuit after its unload committed (the reference bug)', () => {
+    const { h, gens } = cleanLifecycle();
+    const bad = h.naive(C, [A, B]); // a health checker writing its stale snapshot
+    const r = checkHistory(L, h.events, gens);
+    expect(rules(r)).toContain('I1/put-after-unload');
+    const v = r.violations.find((x) => x.rule === 'put-after-unload')!;
+    expect(v.circuitId).toBe(C);
+    expect(v.revision).toBe(bad);
+    expect(v.revisions[0]).toBeLessThan(bad);
+    // The naive write is also unfenced.
+    expect(r.counts.I3).toBeGreaterThan(0);
+  });
+
+  it('I1: a meta rewritten as live after the tombstone', () => {
+    const { h, gens } = cleanLifecycle();
+    h.txn([['put', metaKey(C), meta(3, false, 'zz@1')]]);
+    expect(rules(checkHistory(L, h.events, gens))).toContain('I1/meta-revived');
+  });
+
+  it('I1: a write that takes etcd back to an older generation', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 1, [A, B]);
+    h.fenced(C, 'a2', 2, [A]);
+    h.fenced(C, 'a3', 1, [A, B]); // fenced, but rendered from generation 1
+    const r = checkHistory(L, h.events, [gen(C, 1, [A, B]), gen(C, 2, [A])]);
+    expect(rules(r)).toEqual(['I1/generation-regressed']);
+  });
+
+  it('I1: a removed route re-appears under a generation that does not have it', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 1, [A, B]);
+    h.fenced(C, 'a2', 2, [A]);
+    // generation 3 (health change) keeps only A, but the writer lists B again.
+    const lockRev = h.txn([['put', lockKey(C, 'a3'), '']]);
+    h.txn([
+      ['put', `${ROOT}/http/services/bai_service_${C}/loadBalancer/servers/1/url`, `http://${B}/`],
+      ['put', `${ROOT}/http/services/bai_service_${C}/loadBalancer/servers/1/weight`, '1'],
+      ['put', metaKey(C), meta(3, false, `a3@${lockRev}`)],
+      ['del', lockKey(C, 'a3')],
+    ]);
+    const r = checkHistory(L, h.events, [gen(C, 1, [A, B]), gen(C, 2, [A]), gen(C, 3, [A])]);
+    expect(rules(r)).toContain('I1/route-not-in-database');
+    expect(r.violations.find((v) => v.rule === 'route-not-in-database')!.message).toContain(B);
+  });
+
+  it('I1: a removed route re-added by a later committed update is fine', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 1, [A, B]);
+    h.fenced(C, 'a2', 2, [A]);
+    h.fenced(C, 'a3', 3, [A, B]);
+    expect(checkHistory(L, h.events, [gen(C, 1, [A, B]), gen(C, 2, [A]), gen(C, 3, [A, B])]).violations).toEqual([]);
+  });
+
+  it('I1: a generation the database never committed', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 7, [A]);
+    expect(rules(checkHistory(L, h.events, [gen(C, 1, [A])]))).toEqual(['I1/unknown-generation']);
+  });
+
+  it('I3: a write whose lock key had expired at that revision', () => {
+    const h = new History();
+    const lockRev = h.txn([['put', lockKey(C, 'a1'), '']]);
+    h.txn([['del', lockKey(C, 'a1')]]); // lease expired (the writer was paused)
+    h.apply(C, 'a1', lockRev, 1, [A], false);
+    const r = checkHistory(L, h.events, [gen(C, 1, [A])]);
+    expect(rules(r)).toEqual(['I3/lock-not-held']);
+    expect(r.violations[0]!.leases).toEqual(['a1']);
+    expect(r.violations[0]!.message).toContain('did not exist');
+  });
+
+  it('I3: a write whose lock key was re-created (another create revision)', () => {
+    const h = new History();
+    const old = h.txn([['put', lockKey(C, 'a1'), '']]);
+    h.txn([['del', lockKey(C, 'a1')]]);
+    h.txn([['put', lockKey(C, 'a1'), '']]);
+    h.apply(C, 'a1', old, 1, [A]);
+    expect(rules(checkHistory(L, h.events, [gen(C, 1, [A])]))).toEqual(['I3/lock-not-held']);
+  });
+
+  it('I3: a write by a lock key that is not the owner', () => {
+    const h = new History();
+    h.txn([['put', lockKey(C, 'a0'), '']]); // the owner
+    const mine = h.txn([['put', lockKey(C, 'a1'), '']]); // a waiter
+    h.apply(C, 'a1', mine, 1, [A]);
+    const r = checkHistory(L, h.events, [gen(C, 1, [A])]);
+    expect(rules(r)).toEqual(['I3/lock-not-held']);
+    expect(r.violations[0]!.message).toContain('not the owner');
+  });
+
+  it('I3: a write with no fenced writer at all', () => {
+    const h = new History();
+    h.naive(C, [A]);
+    expect(rules(checkHistory(L, h.events, [gen(C, 1, [A])]))).toContain('I3/unattributed');
+  });
+
+  it('I3: a lock-guarded delete that releases the lock in the same transaction is attributed to it', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 1, [A]);
+    const lockRev = h.txn([['put', lockKey(C, 'o1'), '']]);
+    // orphan cleanup: delete the circuit's prefixes and release, no meta.
+    h.txn([...h.keysOf(C).map((k) => ['del', k] as ['del', string]), ['del', lockKey(C, 'o1')]]);
+    const r = checkHistory(L, h.events, [gen(C, 1, [A])]);
+    expect(r.counts.I3).toBe(0);
+    expect(lockRev).toBeGreaterThan(0);
+  });
+
+  it('I4: a meta write whose keys are not that generation (half a change)', () => {
+    const h = new History();
+    h.fenced(C, 'a1', 1, [A, B]);
+    const lockRev = h.txn([['put', lockKey(C, 'a2'), '']]);
+    // generation 2 removes B, but only the meta is written.
+    h.txn([
+      ['put', metaKey(C), meta(2, false, `a2@${lockRev}`)],
+      ['del', lockKey(C, 'a2')],
+    ]);
+    const r = checkHistory(L, h.events, [gen(C, 1, [A, B]), gen(C, 2, [A])]);
+    expect(rules(r)).toEqual(['I4/state-differs-from-generation']);
+  });
+
+  it('keeps at most capPerRule violations but counts them all', () => {
+    const { h, gens } = cleanLifecycle();
+    for (let n = 0; n < 5; n++) h.naive(C, [A]);
+    const r = checkHistory(L, h.events, gens, { capPerRule: 2 });
+    expect(r.byRule['I1/put-after-unload']).toBe(5);
+    expect(r.violations.filter((v) => v.rule === 'put-after-unload')).toHaveLength(2);
+  });
+});
+
+describe('chaos checkers: I2 convergence', () => {
+  const live = { id: C, generation: 2, deleted: false, expected: render(C, [A]) };
+  const gone = { id: D, generation: 3, deleted: true, expected: new Map<string, string>() };
+  const metas = new Map([
+    [C, meta(2, false, 'a@1')],
+    [D, meta(3, true, 'b@2')],
+  ]);
+
+  it('etcd equal to render(database) with agreeing metas is converged', () => {
+    const r = checkConvergence(L, render(C, [A]), metas, [live, gone]);
+    expect(r.violations).toEqual([]);
+    expect(r.expectedKeys).toBe(render(C, [A]).size);
+  });
+
+  it('a deleted circuit never published needs no meta', () => {
+    const r = checkConvergence(L, render(C, [A]), new Map([[C, meta(2, false, 'a@1')]]), [live, gone]);
+    expect(r.violations).toEqual([]);
+  });
+
+  it('orphan keys of a deleted circuit', () => {
+    const keys = new Map([...render(C, [A]), ...render(D, [B])]);
+    const r = checkConvergence(L, keys, metas, [live, gone]);
+    expect(rules(r)).toEqual(['I2/orphan-keys']);
+    expect(r.violations[0]!.circuitId).toBe(D);
+  });
+
+  it('a key that names no circuit is an orphan too', () => {
+    const keys = new Map([...render(C, [A]), [`${ROOT}/http/routers/stray/rule`, 'Host(`x`)']]);
+    expect(rules(checkConvergence(L, keys, metas, [live, gone]))).toEqual(['I2/orphan-keys']);
+  });
+
+  it('a missing or stale key', () => {
+    const keys = new Map(render(C, [A]));
+    const some = [...keys.keys()].find((k) => k.endsWith('/url'))!;
+    keys.delete(some);
+    expect(rules(checkConvergence(L, keys, metas, [live, gone]))).toEqual(['I2/missing-keys']);
+    keys.set(some, 'http://10.9.9.9:1/');
+    expect(rules(checkConvergence(L, keys, metas, [live, gone]))).toEqual(['I2/value-differs']);
+  });
+
+  it('metas that disagree with the database', () => {
+    const keys = render(C, [A]);
+    expect(rules(checkConvergence(L, keys, new Map([[C, meta(1, false, 'a@1')], [D, meta(3, true, 'b@2')]]), [live, gone]))).toEqual(['I2/meta-differs']);
+    expect(rules(checkConvergence(L, keys, new Map([[C, meta(2, false, 'a@1')], [D, meta(3, false, 'b@2')]]), [live, gone]))).toEqual(['I2/meta-differs']);
+    expect(rules(checkConvergence(L, keys, new Map([[D, meta(3, true, 'b@2')]]), [live, gone]))).toEqual(['I2/meta-differs']);
+    const unknown = '33333333-3333-4333-8333-333333333333';
+    expect(rules(checkConvergence(L, keys, new Map([...metas, [unknown, meta(1, false, 'c@3')]]), [live, gone]))).toEqual(['I2/meta-unknown-circuit']);
+  });
+});
+
+describe('chaos checkers: R honest responses', () => {
+  const base = { worker: 0, i: 1, kind: 'update-routes', status: 'unavailable', http: 503 };
+  it('a committed change answered "nothing was changed" is a violation', () => {
+    const r = checkResponses([
+      { ...base, detail: 'the circuit lock was lost before the change; nothing was changed', commits: [{ circuitId: C, generation: 4, what: 'routes' }] },
+    ]);
+    expect(rules(r)).toEqual(['R/committed-but-reported-unchanged']);
+  });
+  it('no commit, or an answer that says the outcome may be committed, is fine', () => {
+    const r = checkResponses([
+      { ...base, detail: 'the circuit lock was lost before the change; nothing was changed', commits: [] },
+      { ...base, detail: 'the database is unavailable; nothing was changed, unless the connection broke during the commit: read it', commits: [{ circuitId: C, generation: 4, what: 'routes' }] },
+      { ...base, status: 'ok', http: 200, commits: [{ circuitId: C, generation: 4, what: 'routes' }] },
+    ]);
+    expect(r.violations).toEqual([]);
+  });
+});
+
+describe('chaos harness: options and seeded plans', () => {
+  it('defaults meet the issue targets for 10 000 operations', () => {
+    const o = parseOptions(['--seed', 's1']);
+    expect(o.ops).toBe(10_000);
+    expect(o.procs).toBe(4);
+    expect(o.counts.pause).toBeGreaterThanOrEqual(100);
+    expect(o.counts.kill).toBeGreaterThanOrEqual(50);
+    expect(o.counts['etcd-restart']).toBeGreaterThanOrEqual(3);
+    expect(replayCommand(o)).toBe('npm run chaos -- --ops 10000 --procs 4 --seed s1 --faults pause,kill,etcd-restart,db-drop --strategy circuitry');
+  });
+
+  it('rejects bad options with a message that names the option', () => {
+    const bad: Array<[string[], RegExp]> = [
+      [['--ops', 'ten'], /--ops must be a whole number/],
+      [['--ops', '2', '--procs', '4'], /--ops \(2\) must be at least --procs/],
+      [['--faults', 'pause,flood'], /unknown fault "flood"/],
+      [['--strategy', 'yolo'], /--strategy must be circuitry or naive/],
+      [['--faults', 'pause', '--kills', '3'], /--kills 3 given but "kill" is not in --faults/],
+      [['--frobnicate'], /Unknown option/],
+      [['--seed', 'a b'], /--seed/],
+    ];
+    for (const [argv, msg] of bad) expect(() => parseOptions(argv), argv.join(' ')).toThrow(msg);
+    expect(() => parseOptions(['--ops', '-1'])).toThrow(UsageError);
+  });
+
+  it('operations and faults are a pure function of the seed', () => {
+    const shape = { seed: 'x', slots: 6, backends: 6 };
+    expect(opFor(shape, 2, 17)).toEqual(opFor(shape, 2, 17));
+    expect(opFor(shape, 2, 17)).not.toEqual(opFor({ ...shape, seed: 'y' }, 2, 17));
+    const counts = { pause: 10, kill: 5, 'etcd-restart': 2, 'db-drop': 3 };
+    const plan = planFaults('x', 1000, counts, 4, 2000);
+    expect(plan).toEqual(planFaults('x', 1000, counts, 4, 2000));
+    expect(plan).toHaveLength(20);
+    expect(plan.filter((f) => f.kind === 'pause').every((f) => f.durationMs > 2000)).toBe(true);
+    expect(plan.every((f, i) => i === 0 || plan[i - 1]!.atOps <= f.atOps)).toBe(true);
+  });
+});
