@@ -1,7 +1,7 @@
 // Failures of the services we depend on, told apart from our own domain errors so that
 // handlers can answer 503 + Retry-After for the former and 4xx for the latter.
 import { GRPCGenericError, EtcdError, ClientClosedError } from 'etcd3';
-import { ConflictError, NotFoundError } from '../db/circuits.js';
+import { ConflictError, NotFoundError, StaleLockError } from '../db/circuits.js';
 import { LockLostError, LockTimeoutError } from '../etcd/mutex.js';
 import { SessionLostError } from '../etcd/session.js';
 import { FencedWriteError, ResurrectionError } from '../etcd/fenced-apply.js';
@@ -21,6 +21,7 @@ const passThrough = [
   DependencyError,
   ConflictError,
   NotFoundError,
+  StaleLockError,
   LockLostError,
   LockTimeoutError,
   SessionLostError,

@@ -5,7 +5,7 @@
 // (plus the invocation's lease grant).
 import type { IResponseOp } from 'etcd3';
 import { lockPrefix, metaKey, planNames } from './layout.js';
-import { readCircuit, type CircuitView, type Queryable } from '../db/circuits.js';
+import { readCircuit, type CircuitView, type Fence, type Queryable } from '../db/circuits.js';
 import { withLock } from '../etcd/mutex.js';
 import { SessionLostError } from '../etcd/session.js';
 import { applyFenced, decodeMeta, FencedWriteError, type SeenMeta } from '../etcd/fenced-apply.js';
@@ -24,9 +24,10 @@ export interface PropagateOptions {
   workerHint?: string;
   /**
    * The database change to make under the lock (update-routes, unload, health results). It
-   * must return the circuit as committed. Without it, the circuit is read fresh.
+   * must return the circuit as committed, and apply only if `fence` (our lock's create revision)
+   * is not older than the last locked change's (DESIGN I3). Without it, the circuit is read fresh.
    */
-  change?: (db: Queryable) => Promise<CircuitView | null>;
+  change?: (db: Queryable, fence: Fence) => Promise<CircuitView | null>;
 }
 
 export interface PropagateResult {
@@ -109,7 +110,7 @@ export async function propagate(inv: Invocation, circuitId: string, opts: Propag
         // I5: whatever we write is computed from this read, made after the lock was acquired.
         let view: CircuitView | null;
         try {
-          view = opts.change ? await opts.change(db) : await readCircuit(db, circuitId);
+          view = opts.change ? await opts.change(db, acq.lock.createRevision) : await readCircuit(db, circuitId);
         } catch (err) {
           throw classifyFailure(err, 'database');
         }

@@ -6,5 +6,5 @@ import type { Invocation } from '../runtime.js';
 import { propagate, type PropagateOptions, type PropagateResult } from './propagate.js';
 
 export function unload(inv: Invocation, circuitId: string, opts: Omit<PropagateOptions, 'change'> = {}): Promise<PropagateResult> {
-  return propagate(inv, circuitId, { ...opts, change: (db) => markDeleted(db, circuitId) });
+  return propagate(inv, circuitId, { ...opts, change: (db, fence) => markDeleted(db, circuitId, fence) });
 }

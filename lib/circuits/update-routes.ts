@@ -12,5 +12,5 @@ export function updateRoutes(
   ifMatch?: number,
   opts: Omit<PropagateOptions, 'change'> = {},
 ): Promise<PropagateResult> {
-  return propagate(inv, circuitId, { ...opts, change: (db) => replaceRoutes(db, circuitId, routes, ifMatch) });
+  return propagate(inv, circuitId, { ...opts, change: (db, fence) => replaceRoutes(db, circuitId, routes, ifMatch, fence) });
 }

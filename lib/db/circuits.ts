@@ -16,6 +16,23 @@ export interface CircuitView {
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
+/**
+ * A change under a circuit lock was refused because a newer lock holder has already written
+ * (the writer's lock expired, e.g. while it was paused). Nothing was changed.
+ */
+export class StaleLockError extends Error {
+  override name = 'StaleLockError';
+}
+
+/** The fencing token of a change made under a circuit lock: the lock key's create revision. */
+export type Fence = string;
+
+async function assertNotFenced(q: Queryable, id: string, fence: Fence | undefined): Promise<void> {
+  if (fence === undefined) return;
+  const r = await q.query<{ stale: boolean }>('SELECT lock_revision > $2::bigint AS stale FROM circuits WHERE id = $1', [id, fence]);
+  if (r.rows[0]?.stale === true) throw new StaleLockError(`circuit ${id} was changed under a newer lock than this writer's (${fence}); nothing was changed`);
+}
+
 export class ConflictError extends Error {
   override name = 'ConflictError';
   constructor(
@@ -319,10 +336,12 @@ export async function replaceRoutes(
   id: string,
   routes: readonly RouteInput[],
   ifMatch?: number,
+  fence?: Fence,
 ): Promise<CircuitView> {
   for (let attempt = 1; ; attempt++) {
-    const view = await replaceRoutesOnce(q, id, routes, ifMatch);
+    const view = await replaceRoutesOnce(q, id, routes, ifMatch, fence);
     if (view !== null) return view;
+    await assertNotFenced(q, id, fence);
     const s = await q.query<{ generation: string; deleted: boolean }>(
       'SELECT generation, deleted_at IS NOT NULL AS deleted FROM circuits WHERE id = $1',
       [id],
@@ -334,14 +353,21 @@ export async function replaceRoutes(
   }
 }
 
-async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly RouteInput[], ifMatch?: number): Promise<CircuitView | null> {
+async function replaceRoutesOnce(
+  q: Queryable,
+  id: string,
+  routes: readonly RouteInput[],
+  ifMatch: number | undefined,
+  fence: Fence | undefined,
+): Promise<CircuitView | null> {
   const same = 'routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port';
   const r = await q.query<ViewRow>(
     `WITH snap AS (
        SELECT generation FROM circuits WHERE id = $1),
      c AS (
-       UPDATE circuits SET generation = generation + 1, updated_at = now()
+       UPDATE circuits SET generation = generation + 1, updated_at = now(), lock_revision = COALESCE($4::bigint, lock_revision)
         WHERE id = $1 AND deleted_at IS NULL AND ($3::bigint IS NULL OR generation = $3::bigint)
+          AND ($4::bigint IS NULL OR lock_revision <= $4::bigint)
           AND generation = (SELECT generation FROM snap)
        RETURNING *),
      del AS (
@@ -370,7 +396,7 @@ async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly Rout
             (SELECT json_agg(row_to_json(up) ORDER BY up.position) FROM up) AS routes,
             row_to_json(w) AS worker
        FROM c JOIN workers w ON w.authority = c.worker`,
-    [id, routesJson(routes), ifMatch ?? null],
+    [id, routesJson(routes), ifMatch ?? null, fence ?? null],
   );
   return r.rows[0] ? toView(r.rows[0]) : null;
 }
@@ -379,18 +405,21 @@ async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly Rout
  * Marks a circuit deleted (idempotent: an already deleted circuit is returned as it is, with
  * its generation unchanged). Null when the circuit does not exist.
  */
-export async function markDeleted(q: Queryable, id: string): Promise<CircuitView | null> {
+export async function markDeleted(q: Queryable, id: string, fence?: Fence): Promise<CircuitView | null> {
   const r = await q.query<ViewRow>(
     `WITH c AS (
-       UPDATE circuits SET deleted_at = now(), generation = generation + 1, updated_at = now()
-        WHERE id = $1 AND deleted_at IS NULL
+       UPDATE circuits SET deleted_at = now(), generation = generation + 1, updated_at = now(),
+                           lock_revision = COALESCE($2::bigint, lock_revision)
+        WHERE id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR lock_revision <= $2::bigint)
        RETURNING *)
      SELECT row_to_json(c) AS circuit,
             (SELECT json_agg(row_to_json(r) ORDER BY r.position) FROM routes r WHERE r.circuit_id = c.id) AS routes,
             row_to_json(w) AS worker
        FROM c JOIN workers w ON w.authority = c.worker`,
-    [id],
+    [id, fence ?? null],
   );
   if (r.rows[0]) return toView(r.rows[0]);
-  return readCircuit(q, id);
+  const current = await readCircuit(q, id);
+  if (current !== null && current.circuit.deletedAt === null) await assertNotFenced(q, id, fence);
+  return current;
 }

@@ -4,12 +4,13 @@ import { closeRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
 import { propagate } from '../../lib/circuits/propagate.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
 import { unload } from '../../lib/circuits/unload.js';
-import { readCircuit } from '../../lib/db/circuits.js';
+import { readCircuit, replaceRoutes, StaleLockError } from '../../lib/db/circuits.js';
 import { render } from '../../lib/traefik/render.js';
 import { workerRoot } from '../../lib/traefik/names.js';
 import { metaKey } from '../../lib/circuits/layout.js';
 import { decodeMeta } from '../../lib/etcd/fenced-apply.js';
 import { db, keysUnder, route, seedCircuit, testRuntime } from '../support/rt.js';
+import type { RouteInput } from '../../lib/model.js';
 import { naiveWrite } from '../support/naive-writer.js';
 
 let rt: Runtime;
@@ -150,4 +151,43 @@ describe('large circuits', () => {
     }
     expect(checked).toBeGreaterThan(0);
   }, 60_000);
+});
+
+// A writer whose lock expired (paused past its TTL) must not commit its database change after
+// the lock's next owner did: the change is fenced by the lock's create revision (I3).
+describe('database fencing', () => {
+  async function staleWriter(useFence: boolean) {
+    const r1 = route(1);
+    const c = await seedCircuit(rt, { routes: [r1, route(2)] });
+    await propagate(inv, c.id);
+    const stale = new Invocation(rt);
+    const next = new Invocation(rt);
+    const removal: RouteInput[] = [route(3)];
+    const attempt = propagate(stale, c.id, {
+      change: async (q, fence) => {
+        // The "pause": our lease expires, the next owner removes route 1 and commits.
+        await (await stale.session()).close();
+        await updateRoutes(next, c.id, removal);
+        return replaceRoutes(q, c.id, [r1, route(4)], undefined, useFence ? fence : undefined);
+      },
+    });
+    const outcome = await attempt.then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+    await next.close();
+    const routes = (await readCircuit(db(rt), c.id))!.circuit.routes.map((r) => r.routeId);
+    return { outcome, routes, r1: r1.routeId, removal: removal.map((r) => r.routeId) };
+  }
+
+  it('refuses the change of a writer whose lock was taken over; the removed route stays removed', async () => {
+    const r = await staleWriter(true);
+    expect(r.outcome).toBeInstanceOf(StaleLockError);
+    expect(r.routes).toEqual(r.removal);
+  });
+
+  it('(control) without the fence the stale writer re-adds the removed route', async () => {
+    const r = await staleWriter(false);
+    expect(r.routes).toContain(r.r1);
+  });
 });
