@@ -15,7 +15,7 @@ import { getConfig } from '../lib/config.js';
 import { logger, recordPropagate } from '../lib/observability.js';
 
 const create: HttpFn = async (event, { inv }) => {
-  const input = createCircuitBody(event, getConfig().maxRoutesPerCircuit);
+  const input = createCircuitBody(event, getConfig());
   const started = performance.now();
   const { view, sync } = await createAndPublish(inv, input);
   logger.appendKeys({ circuitId: view.circuit.id });

@@ -1,6 +1,7 @@
 // Typed configuration, read from the environment once per cold start. Every problem names the
 // variable, so a misconfigured deployment fails at its first invocation with a readable message
 // instead of misrouting traffic later.
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { isCidr, MAX_ROUTES_PER_CIRCUIT_DEFAULT } from './model.js';
 
@@ -12,7 +13,19 @@ const csv = (s: string): string[] =>
 
 const keySegment = z
   .string()
-  .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'must be a key path like "traefik" (letters, digits, _ . - and inner /)');
+  .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'must be a key path like "traefik" (letters, digits, _ . - and inner /)')
+  .refine((s) => s.split('/').every((seg) => seg !== '.' && seg !== '..'), 'must not contain "." or ".." segments');
+
+const readableFile = z.string().min(1).refine((f) => {
+  try {
+    accessSync(f, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must name a readable file');
+
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
 const intIn = (min: number, max: number) =>
   z
@@ -28,17 +41,24 @@ const envSchema = z.object({
     .pipe(z.array(z.url({ protocol: /^https?$/, message: 'each endpoint must be an http(s) URL' })).min(1, 'needs at least one endpoint')),
   ETCD_USERNAME: z.string().min(1).optional(),
   ETCD_PASSWORD: z.string().min(1).optional(),
-  ETCD_CA_FILE: z.string().min(1).optional(),
-  ETCD_CERT_FILE: z.string().min(1).optional(),
-  ETCD_KEY_FILE: z.string().min(1).optional(),
+  ETCD_CA_FILE: readableFile.optional(),
+  ETCD_CERT_FILE: readableFile.optional(),
+  ETCD_KEY_FILE: readableFile.optional(),
   ETCD_TIMEOUT_MS: intIn(100, 60000).default(3000),
   DATABASE_URL: z
     .string()
-    .refine((s) => /^postgres(ql)?:\/\/[^/]+\/[^/?]+/.test(s), 'must be a postgres:// URL with a database name'),
+    .refine((s) => /^postgres(ql)?:\/\/[^/]+\/[^/?]+/.test(s), 'must be a postgres:// URL with a database name')
+    // Only the parameter's value is named in the message, never the URL (it holds the password).
+    .refine((s) => {
+      const m = /[?&]sslmode=([^&]*)/.exec(s);
+      return m === null || SSL_MODES.includes(m[1]!);
+    }, `sslmode must be one of ${SSL_MODES.join(', ')}`),
   DATABASE_TIMEOUT_MS: intIn(100, 60000).default(5000),
   NEON_WS_PROXY: z
     .string()
     .regex(/^[A-Za-z0-9.-]+:\d+(\/\S*)?$/, 'must be host:port/path of a WebSocket-to-Postgres proxy')
+    // The proxy is spoken to over plain ws:// without TLS: never leave the host with it.
+    .refine((s) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost):/.test(s), 'must be a loopback address (the local proxy runs without TLS)')
     .optional(),
   TRAEFIK_ROOT: keySegment.default('traefik'),
   TRAEFIK_EXTRA_MIDDLEWARES: z
@@ -116,6 +136,18 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
   }
   if ((e.ETCD_CERT_FILE === undefined) !== (e.ETCD_KEY_FILE === undefined)) {
     throw new ConfigError('invalid configuration: ETCD_CERT_FILE and ETCD_KEY_FILE must be set together');
+  }
+  const tlsFiles = [e.ETCD_CA_FILE, e.ETCD_CERT_FILE].some((f) => f !== undefined);
+  if (e.ETCD_CERT_FILE !== undefined && e.ETCD_CA_FILE === undefined) {
+    throw new ConfigError('invalid configuration: ETCD_CERT_FILE and ETCD_KEY_FILE need ETCD_CA_FILE (the CA that signed the etcd server certificate)');
+  }
+  if (tlsFiles && !e.ETCD_ENDPOINTS.every((u) => u.startsWith('https://'))) {
+    throw new ConfigError('invalid configuration: ETCD_ENDPOINTS must all be https:// when ETCD_CA_FILE is set');
+  }
+  const segs = (p: string) => p.split('/');
+  const under = (a: string, b: string) => segs(b).every((seg, i) => segs(a)[i] === seg);
+  if (under(e.TRAEFIK_ROOT, e.META_PREFIX) || under(e.META_PREFIX, e.TRAEFIK_ROOT)) {
+    throw new ConfigError('invalid configuration: META_PREFIX and TRAEFIK_ROOT must not contain one another (locks would land in Traefik\'s tree)');
   }
   return Object.freeze({
     etcd: {

@@ -27,11 +27,30 @@ export const subdomainSchema = z.string().regex(label, 'must be a lowercase RFC 
 
 export const portSchema = z.number().int('must be an integer').min(1).max(65535);
 
+/**
+ * Names that resolvers or URL parsers read as an IPv4 address: the last label is a number
+ * ("2130706433", "0x7f.1", "0177.0.0.1", "010.0.0.1", "a.0"). inet_aton (so getaddrinfo, which
+ * the prober uses) reads the all-numeric ones in octal/hex, and the WHATWG URL parser rejects
+ * any name that "ends in a number". They are not hostnames (RFC 1123 §2.1: a top-level label is
+ * never numeric) and different parsers disagree on them, so the address a check sees and the one
+ * Traefik dials could differ: refused.
+ */
+export function endsInNumber(s: string): boolean {
+  const labels = s.split('.');
+  return /^(0x[0-9a-f]*|[0-9]+)$/.test(labels[labels.length - 1]!);
+}
+
 /** A backend host: an IPv4 address or an RFC 1123 hostname (resolved once when probed). */
 export const backendHostSchema = z
   .string()
   .max(253)
   .refine((s) => ipv4Re.test(s) || hostnameRe.test(s), 'must be an IPv4 address or RFC 1123 hostname');
+
+/** What the API accepts as a route host: additionally no IPv4 address in another notation. */
+export const routeHostSchema = backendHostSchema.refine(
+  (s) => ipv4Re.test(s) || !endsInNumber(s),
+  'must be a dotted-decimal IPv4 address or a hostname (not an address in numeric notation)',
+);
 
 export const cidrSchema = z.string().refine(isCidr, 'must be an IPv4 CIDR such as 10.0.0.0/8');
 
@@ -48,7 +67,7 @@ export const trafficRatioSchema = z
 export const routeInputSchema = z.strictObject({
   routeId: uuidSchema,
   sessionId: uuidSchema,
-  host: backendHostSchema,
+  host: routeHostSchema,
   port: portSchema,
   trafficRatio: trafficRatioSchema.default(1),
 });

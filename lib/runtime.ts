@@ -14,15 +14,17 @@ export interface Runtime {
 }
 
 export function createRuntime(config: Config): Runtime {
-  return {
-    config,
-    etcd: createEtcd(config.etcd),
-    db: createPool({
-      databaseUrl: config.databaseUrl,
-      neonWsProxy: config.neonWsProxy,
-      connectionTimeoutMillis: config.databaseTimeoutMs,
-    }),
-  };
+  const db = createPool({
+    databaseUrl: config.databaseUrl,
+    neonWsProxy: config.neonWsProxy,
+    connectionTimeoutMillis: config.databaseTimeoutMs,
+  });
+  // connectionTimeoutMillis only bounds getting a connection. A server that stops answering on
+  // an open connection (frozen, partitioned) would hang a query until the Lambda times out:
+  // bound every query too (client side: the driver rejects it with "Query read timeout" and the
+  // pool discards that connection). pg-pool hands `options` to every new client.
+  (db as unknown as { options: Record<string, unknown> }).options.query_timeout = config.databaseTimeoutMs;
+  return { config, etcd: createEtcd(config.etcd), db };
 }
 
 let shared: Runtime | undefined;

@@ -11,6 +11,10 @@ export function createEtcd(cfg: Config['etcd']): Etcd3 {
   const options: IOptions = {
     hosts: cfg.endpoints,
     dialTimeout: cfg.timeoutMs,
+    // A deadline on every unary call that does not set its own (lease grant and revoke, the
+    // authentication call): against a server that accepts connections but never answers (frozen,
+    // partitioned) they would otherwise wait forever. Streams (watch, keepalive) have none.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + cfg.timeoutMs) }),
     faultHandling: {
       host: () => noop,
       global: retry(handleWhen(isRecoverableError), {

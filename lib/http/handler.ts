@@ -18,7 +18,7 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export function httpHandler(fn: HttpFn) {
   return middy<HttpEvent, HttpResult, Error, HttpContext>()
     .use(doNotWaitForEmptyEventLoop({ runOnError: true }))
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false })) // never log events: they carry the bearer token
     .use(logMetrics(metrics))
     .use(problemErrors(() => Math.max(1, Math.ceil(getConfig().lockWaitMs / 1000))))
     .use(httpHeaderNormalizer())

@@ -5,6 +5,7 @@ import type middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { HttpProblem, problemResponse } from './problem.js';
 import { toProblem } from './errors.js';
+import { MAX_JSON_DEPTH, scanJson } from './json.js';
 import { Invocation, getRuntime } from '../runtime.js';
 import { logger, metrics, MetricUnit } from '../observability.js';
 
@@ -18,27 +19,48 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * Bearer-token check. Tokens are compared as SHA-256 digests with timingSafeEqual, so neither
- * content nor length leaks through timing; every configured token is checked (rotation).
+ * content nor length leaks through timing; every configured token is compared on every request
+ * (no early exit), so which of several rotated tokens matched does not leak either. The header
+ * value is never logged or echoed.
  */
 export function authenticate(tokens: () => readonly string[]): Mw {
   return {
     before: (req: Req) => {
       const header = req.event.headers?.authorization;
-      const m = header === undefined ? null : /^Bearer ([\x21-\x7e]+)$/.exec(header);
+      // RFC 9110 §11.1: the scheme is case-insensitive; the token68 is visible ASCII.
+      const m = header === undefined ? null : /^bearer ([\x21-\x7e]+)$/i.exec(header);
       if (m === null) {
         throw new HttpProblem(401, 'Unauthorized', 'missing or malformed Authorization: Bearer <token>', {
           headers: { 'www-authenticate': 'Bearer' },
+          errors: [{ field: 'header.authorization', message: header === undefined ? 'required' : 'malformed' }],
         });
       }
-      const given = digest(m[1]!);
-      let ok = false;
-      for (const t of tokens()) ok = timingSafeEqual(given, digest(t)) || ok;
-      if (!ok) throw new HttpProblem(401, 'Unauthorized', 'invalid bearer token', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } });
+      if (!matchesAnyToken(m[1]!, tokens())) {
+        throw new HttpProblem(401, 'Unauthorized', 'invalid bearer token', {
+          headers: { 'www-authenticate': 'Bearer error="invalid_token"' },
+          errors: [{ field: 'header.authorization', message: 'invalid token' }],
+        });
+      }
     },
   };
 }
 
-/** Parses a JSON body into event.json: content type, size limit, syntax; 4xx otherwise. */
+/** Constant-time membership: compares `given` with every token, whatever matched earlier. */
+export function matchesAnyToken(given: string, tokens: readonly string[]): boolean {
+  const g = digest(given);
+  let ok = false;
+  for (const t of tokens) ok = timingSafeEqual(g, digest(t)) || ok;
+  return ok;
+}
+
+export { MAX_JSON_DEPTH };
+
+const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
+/**
+ * Parses a JSON body into event.json: size limit, content type, syntax, duplicated keys and
+ * nesting depth; 4xx naming the field otherwise. Methods without body semantics must not send one.
+ */
 export function jsonBody(opts: { maxBytes: number; required: (method: string) => boolean }): Mw {
   return {
     before: (req: Req) => {
@@ -48,21 +70,40 @@ export function jsonBody(opts: { maxBytes: number; required: (method: string) =>
         if (opts.required(method)) throw new HttpProblem(400, 'Bad Request', 'a JSON request body is required', { errors: [{ field: 'body', message: 'required' }] });
         return;
       }
-      const text = req.event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-      if (Buffer.byteLength(text, 'utf8') > opts.maxBytes) {
-        throw new HttpProblem(413, 'Content Too Large', `the request body exceeds ${opts.maxBytes} bytes`);
+      if (METHODS_WITHOUT_BODY.has(method.toUpperCase())) {
+        throw new HttpProblem(400, 'Bad Request', `${method} takes no request body`, { errors: [{ field: 'body', message: 'not allowed for this method' }] });
       }
+      const tooLarge = () =>
+        new HttpProblem(413, 'Content Too Large', `the request body exceeds ${opts.maxBytes} bytes`, {
+          errors: [{ field: 'body', message: `larger than ${opts.maxBytes} bytes` }],
+        });
+      // Cheap bound before decoding: base64 is 4/3 of the bytes, UTF-16 length <= UTF-8 bytes.
+      if (raw.length > (req.event.isBase64Encoded ? Math.ceil((opts.maxBytes * 4) / 3) + 4 : opts.maxBytes)) throw tooLarge();
+      const text = req.event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+      if (Buffer.byteLength(text, 'utf8') > opts.maxBytes) throw tooLarge();
       const type = req.event.headers?.['content-type'] ?? '';
       if (!/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(type)) {
-        throw new HttpProblem(415, 'Unsupported Media Type', 'the request body must be application/json');
+        throw new HttpProblem(415, 'Unsupported Media Type', 'the request body must be application/json', {
+          errors: [{ field: 'header.content-type', message: 'must be application/json' }],
+        });
       }
+      let parsed: unknown;
       try {
-        req.event.json = JSON.parse(text) as unknown;
+        parsed = JSON.parse(text) as unknown;
       } catch (err) {
-        throw new HttpProblem(400, 'Bad Request', `the request body is not valid JSON: ${(err as Error).message}`, {
+        // V8 quotes a slice of the input in its message; keep only the position, not the content.
+        const why = (err as Error).message.replace(/,?\s*".*"(\.\.\.)? is not valid JSON$/s, '').slice(0, 200);
+        throw new HttpProblem(400, 'Bad Request', `the request body is not valid JSON: ${why}`, {
           errors: [{ field: 'body', message: 'malformed JSON' }],
         });
       }
+      const problem = scanJson(text, { maxDepth: MAX_JSON_DEPTH });
+      if (problem !== null) {
+        throw new HttpProblem(400, 'Bad Request', `invalid request body: ${problem.field}: ${problem.message}`, {
+          errors: [{ field: problem.field, message: problem.message }],
+        });
+      }
+      req.event.json = parsed;
     },
   };
 }
@@ -96,7 +137,8 @@ export function problemErrors(retryAfterSeconds: () => number): Mw {
         logger.error('unhandled error', { error: err as Error });
         problem = new HttpProblem(500, 'Internal Server Error', 'an unexpected error occurred; it has been logged');
       } else if (problem.status >= 500) {
-        logger.warn('request failed', { status: problem.status, detail: problem.detail, error: err as Error });
+        // 503: a dependency is down (warn); 500: misconfiguration, e.g. refused credentials (error).
+        (problem.status === 503 ? logger.warn : logger.error).call(logger, 'request failed', { status: problem.status, detail: problem.detail, error: err as Error });
         if (problem.status === 503) metrics.addMetric('Unavailable', MetricUnit.Count, 1);
       } else {
         logger.info('request rejected', { status: problem.status, detail: problem.detail });

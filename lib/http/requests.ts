@@ -1,8 +1,11 @@
 // Request parsing for the HTTP functions: path parameters, headers and bodies, each rejected
 // with a 400 that names the offending field.
 import { z } from 'zod';
-import { authoritySchema, createCircuitSchema, routesSchema, uuidSchema, workerInputSchema } from '../model.js';
-import { badRequest } from './problem.js';
+import { isIPv4 } from 'node:net';
+import { authoritySchema, createCircuitSchema, routesSchema, uuidSchema, workerInputSchema, type RouteInput } from '../model.js';
+import type { Config } from '../config.js';
+import { checkAddress, parseCidr } from '../health/address.js';
+import { HttpProblem, badRequest, type FieldError } from './problem.js';
 import { fieldErrors } from './errors.js';
 import type { HttpEvent } from './handler.js';
 
@@ -18,10 +21,50 @@ function parseWith<S extends z.ZodType>(schema: S, value: unknown, root: string)
 export const circuitIdParam = (e: HttpEvent): string => parseWith(uuidSchema, e.pathParameters?.id, 'path.id');
 export const authorityParam = (e: HttpEvent): string => parseWith(authoritySchema, e.pathParameters?.authority, 'path.authority');
 
-export const updateRoutesBody = (e: HttpEvent, maxRoutes: number) =>
-  parseWith(z.strictObject({ routes: routesSchema(maxRoutes) }), e.json, '');
+/** What request validation needs from the configuration. */
+export type RequestPolicy = Pick<Config, 'maxRoutesPerCircuit' | 'allowedBackendCidrs'>;
 
-export const createCircuitBody = (e: HttpEvent, maxRoutes: number) => parseWith(createCircuitSchema(maxRoutes), e.json, '');
+const memo = <K, V>(f: (k: K) => V): ((k: K) => V) => {
+  const m = new Map<K, V>();
+  return (k) => {
+    if (!m.has(k)) m.set(k, f(k));
+    return m.get(k)!;
+  };
+};
+const updateRoutesSchema = memo((maxRoutes: number) => z.strictObject({ routes: routesSchema(maxRoutes) }));
+const createSchema = memo((maxRoutes: number) => createCircuitSchema(maxRoutes));
+const parsedCidrs = memo((cidrs: readonly string[]) => cidrs.map(parseCidr));
+
+/**
+ * A route host that is an IP literal must be an address the platform may reach: inside
+ * ALLOWED_BACKEND_CIDRS and never link-local / cloud metadata (169.254.0.0/16) or 0.0.0.0/8.
+ * Traefik forwards customer traffic to whatever is registered, so this is checked at the API,
+ * not only when probing. (DNS names are resolved by Traefik itself: they cannot be checked here.)
+ */
+function checkRouteHosts(routes: readonly RouteInput[], policy: RequestPolicy, root: string): void {
+  const allowed = parsedCidrs(policy.allowedBackendCidrs);
+  const errors: FieldError[] = [];
+  routes.forEach((r, i) => {
+    if (!isIPv4(r.host)) return;
+    const v = checkAddress(r.host, allowed);
+    if (!v.allowed) errors.push({ field: [root, 'routes', i, 'host'].filter((x) => x !== '').join('.'), message: v.reason });
+  });
+  if (errors.length > 0) {
+    throw new HttpProblem(422, 'Unprocessable Content', `route address not allowed: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, { errors });
+  }
+}
+
+export function updateRoutesBody(e: HttpEvent, policy: RequestPolicy) {
+  const body = parseWith(updateRoutesSchema(policy.maxRoutesPerCircuit), e.json, '');
+  checkRouteHosts(body.routes, policy, '');
+  return body;
+}
+
+export function createCircuitBody(e: HttpEvent, policy: RequestPolicy) {
+  const body = parseWith(createSchema(policy.maxRoutesPerCircuit), e.json, '');
+  checkRouteHosts(body.routes, policy, '');
+  return body;
+}
 
 export const workerBody = (e: HttpEvent) => parseWith(workerInputSchema, e.json, '');
 
@@ -44,10 +87,11 @@ export function listQuery(e: HttpEvent): { limit: number; after?: { createdAt: s
   const known = new Set(['limit', 'cursor', 'worker']);
   const unknown = Object.keys(q).filter((k) => !known.has(k));
   if (unknown.length > 0) throw badRequest(`unknown query parameter(s): ${unknown.join(', ')}`, unknown.map((k) => ({ field: `query.${k}`, message: 'unknown parameter' })));
-  const limit = q.limit === undefined ? 50 : Number(q.limit);
+  const limit = q.limit === undefined ? 50 : /^\d{1,3}$/.test(q.limit) ? Number(q.limit) : NaN;
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw badRequest('limit must be an integer from 1 to 500', [{ field: 'query.limit', message: 'out of range' }]);
   let after;
   if (q.cursor !== undefined) {
+    if (q.cursor.length > 512) throw badRequest('query.cursor is not a cursor issued by this API', [{ field: 'query.cursor', message: 'too long' }]);
     let decoded: unknown;
     try {
       decoded = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8'));

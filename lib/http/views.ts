@@ -30,11 +30,17 @@ export function circuitJson(v: CircuitView, appliedGeneration: number | null) {
   };
 }
 
+/**
+ * Transport errors carry internal addresses ("connect ECONNREFUSED 10.1.2.3:2379"): the caller
+ * gets the category, the log (recordPropagate) keeps the detail.
+ */
+const publicReason = (reason: string): string => (/^etcd unavailable/i.test(reason) ? 'etcd unavailable' : reason);
+
 export function syncJson(r: PropagateResult) {
   return {
     applied: r.applied,
     ...(r.notAppliedReason !== undefined
-      ? { notAppliedReason: `${r.notAppliedReason}; the database is committed and the next sweep will converge etcd` }
+      ? { notAppliedReason: `${publicReason(r.notAppliedReason)}; the database is committed and the next sweep will converge etcd` }
       : {}),
   };
 }

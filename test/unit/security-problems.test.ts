@@ -1,0 +1,51 @@
+// What the API tells a caller for each failure (lib/http/errors.ts toProblem): field-naming 400s,
+// 503 + Retry-After for outages and lost locks, 500 "misconfigured" for refused credentials, and
+// nothing (an unexpected 500, logged) for anything else.
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, GRPCUnavailableError } from 'etcd3';
+import { toProblem } from '../../lib/http/errors.js';
+import { DependencyError } from '../../lib/circuits/errors.js';
+import { StaleLockError } from '../../lib/db/circuits.js';
+import { LockLostError, LockTimeoutError } from '../../lib/etcd/mutex.js';
+import { SessionLostError } from '../../lib/etcd/session.js';
+
+describe('toProblem', () => {
+  it('names each unknown field, at its own path', () => {
+    const r = z.strictObject({ a: z.strictObject({ b: z.number() }) }).safeParse({ a: { b: 'x', c: 1, d: 2 }, e: 3 });
+    const p = toProblem(r.error, 1)!;
+    expect(p.status).toBe(400);
+    expect(p.extra.errors!.map((e) => e.field).sort()).toEqual(['a.b', 'a.c', 'a.d', 'e']);
+  });
+
+  it.each([
+    ['a lock wait timeout', new LockTimeoutError('x')],
+    ['a lost lock', new LockLostError('x')],
+    ['a lost session', new SessionLostError('x')],
+    ['a stale lock (a newer holder wrote first)', new StaleLockError('x')],
+    ['etcd down', new DependencyError('etcd', 'down', { cause: new GRPCUnavailableError('14 UNAVAILABLE') })],
+    ['the database down', new DependencyError('database', 'down')],
+  ])('503 with Retry-After for %s', (_, err) => {
+    const p = toProblem(err, 7)!;
+    expect(p.status).toBe(503);
+    expect(p.extra.headers).toEqual({ 'retry-after': '7' });
+  });
+
+  it.each([
+    ['a wrong etcd password', new EtcdAuthenticationFailedError('etcdserver: authentication failed, invalid user ID or password')],
+    ['a missing etcd permission', new EtcdPermissionDeniedError('etcdserver: permission denied')],
+    ['an unknown etcd user', new EtcdUserNotFoundError('etcdserver: user name not found')],
+    ['a wrong database password', Object.assign(new Error('password authentication failed for user "app"'), { code: '28P01' })],
+  ])('500 "misconfigured" (no retry, no detail) for %s', (_, err) => {
+    const p = toProblem(err, 7)!;
+    expect(p.status).toBe(500);
+    expect(p.detail).toMatch(/misconfigured/);
+    expect(p.extra.headers).toBeUndefined();
+    expect(p.detail).not.toContain((err as Error).message);
+  });
+
+  it('leaves anything unexpected to the generic 500 (logged, never detailed)', () => {
+    expect(toProblem(new Error('boom'), 1)).toBeNull();
+    expect(toProblem(Object.assign(new Error('syntax'), { code: '42601' }), 1)).toBeNull();
+  });
+});
