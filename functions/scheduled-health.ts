@@ -1,2 +1,19 @@
-// Placeholder: the handler body lands with the function-set work.
-export const handler = async (): Promise<void> => {};
+// EventBridge schedule (rate(1 minute)): probe due routes, propagate status changes through the
+// fenced path, publish RouteHealthChanged, repair drift and orphans. Loops sweeps while the
+// invocation's remaining time allows; with less than one interval left it runs one pass.
+import { eventHandler } from '../lib/event-handler.js';
+import { runSweeps } from '../lib/health/sweep.js';
+import { healthEventPublisher } from '../lib/health/publish.js';
+import { getPublisher } from '../lib/events.js';
+import { recordSweep, sweepLog } from '../lib/observability.js';
+
+export const handler = eventHandler(async (_event: unknown, context) => {
+  const { passes, total } = await runSweeps(context.inv, {
+    publish: healthEventPublisher(getPublisher(context.inv.rt.config)),
+    log: sweepLog,
+    remainingMs: () => context.getRemainingTimeInMillis(),
+    safetyMarginMs: 5000,
+  });
+  recordSweep(total, passes.length);
+  return { passes: passes.length, ...total, errors: total.errors.slice(0, 5) };
+});

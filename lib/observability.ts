@@ -3,6 +3,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PropagateResult } from './circuits/propagate.js';
+import type { SweepStats } from './health/sweep.js';
+import type { SweepLog } from './health/log.js';
 
 export const logger = new Logger({ serviceName: 'circuitry' });
 export const metrics = new Metrics({
@@ -38,3 +40,24 @@ export function recordPropagate(r: PropagateResult, latencyMs: number): void {
     latencyMs,
   });
 }
+
+/** Metrics of one scheduled-health invocation (all its passes). */
+export function recordSweep(s: SweepStats, passes: number): void {
+  metrics.addMetric('SweepPasses', MetricUnit.Count, passes);
+  metrics.addMetric('Probes', MetricUnit.Count, s.probes);
+  metrics.addMetric('ProbeFailures', MetricUnit.Count, s.probeFailures);
+  metrics.addMetric('StatusChanges', MetricUnit.Count, s.statusChanges);
+  metrics.addMetric('EtcdTxns', MetricUnit.Count, s.etcdTxns);
+  metrics.addMetric('DriftRepaired', MetricUnit.Count, s.driftRepaired);
+  metrics.addMetric('OrphansRemoved', MetricUnit.Count, s.orphansRemoved);
+  metrics.addMetric('FencedOrUnappliedWrites', MetricUnit.Count, s.notApplied);
+  logger.info('sweeps done', { passes, ...s, errors: s.errors.slice(0, 5) });
+}
+
+/** The sweep's log, on the one logger. */
+export const sweepLog: SweepLog = {
+  debug: (m, e) => logger.debug(m, e ?? {}),
+  info: (m, e) => logger.info(m, e ?? {}),
+  warn: (m, e) => logger.warn(m, e ?? {}),
+  error: (m, e) => logger.error(m, e ?? {}),
+};

@@ -56,6 +56,7 @@ for (const [name, port] of [['http-port', httpPort], ['lambda-port', lambdaPort]
   }
 }
 
+// eslint-disable-next-line prefer-const -- assigned after stop() (which reads it) is defined
 let offline: ChildProcess | undefined;
 let stopping = false;
 const services = await startServices({ log: (l) => log(`services: ${l}`) });

@@ -31,6 +31,8 @@ const passThrough = [
 
 // SQLSTATE classes that mean "the database could not be reached or is going away".
 const transientSqlState = /^(08|53|57P0[1-3])/;
+const transportFailure =
+  /connect|connection|terminated|timeout|timed out|ECONN|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|socket|websocket|closed|not queryable|ErrorEvent/i;
 
 export function classifyFailure(err: unknown, dependency: 'etcd' | 'database'): Error {
   if (passThrough.some((c) => err instanceof c)) return err as Error;
@@ -40,8 +42,15 @@ export function classifyFailure(err: unknown, dependency: 'etcd' | 'database'): 
   }
   if (dependency === 'database') {
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !transientSqlState.test(code)) return e; // a real SQL error
-    return new DependencyError('database', e.message || 'connection failed', { cause: err });
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+      return transientSqlState.test(code) ? new DependencyError('database', e.message, { cause: err }) : e; // a real SQL error
+    }
+    // Without a SQLSTATE: transport failures (the driver, the WebSocket, the socket) are an
+    // outage; anything else (a TypeError in our own code, say) is a bug and must not be
+    // disguised as a 503 that clients retry forever.
+    if (!(err instanceof Error) || transportFailure.test(`${e.name} ${e.message} ${String(code ?? '')}`)) {
+      return new DependencyError('database', e.message || 'connection failed', { cause: err });
+    }
   }
   return e;
 }

@@ -37,7 +37,7 @@ export class ConflictError extends Error {
   override name = 'ConflictError';
   constructor(
     message: string,
-    readonly code: 'exists' | 'deleted' | 'frontend-taken' | 'generation-mismatch' | 'unknown-worker',
+    readonly code: 'exists' | 'deleted' | 'frontend-taken' | 'generation-mismatch' | 'unknown-worker' | 'worker-in-use',
   ) {
     super(message);
   }

@@ -92,6 +92,11 @@ describe('PUT /v2/workers/{authority}', () => {
     const bad = await call(circuitsApi, { method: 'PUT', path: `/v2/workers/${worker}`, pathParameters: { authority: worker }, body: { hostname: 'evil`) || Host(`x' } });
     expect(bad.statusCode).toBe(400);
     expect(bad.json.errors?.[0]?.field).toBe('hostname');
+    // A change that would strand its live wildcard circuits is refused.
+    expect((await createCircuit({ frontend: { mode: 'wildcard', subdomain: `s${tag}` } })).statusCode).toBe(201);
+    const strand = await call(circuitsApi, { method: 'PUT', path: `/v2/workers/${worker}`, pathParameters: { authority: worker }, body: { hostname: 'proxy.example.com' } });
+    expect(strand.statusCode).toBe(409);
+    expect(strand.json.detail).toMatch(/wildcardDomain/);
     const badAuth = await call(circuitsApi, { method: 'PUT', path: '/v2/workers/Bad_Name', pathParameters: { authority: 'Bad_Name' }, body: { hostname: 'a.example.com' } });
     expect(badAuth.statusCode).toBe(400);
     expect(badAuth.json.errors?.[0]?.field).toBe('path.authority');

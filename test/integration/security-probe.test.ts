@@ -117,6 +117,15 @@ describe('the probe stays on the route', () => {
     expect(second).toMatchObject({ ok: false, refused: true, address: '169.254.169.254' });
   });
 
+  it('a name resolving to an allowed address and a refused one is refused as a whole', async () => {
+    for (const answer of [['127.0.0.1', '169.254.169.254'], ['169.254.169.254', '127.0.0.1']]) {
+      const p = new Prober({ allowedCidrs: ['127.0.0.0/8'], lookup: async () => answer });
+      const r = await p.probe(target('mixed.example', ok.port));
+      p.close();
+      expect(r).toMatchObject({ ok: false, refused: true, address: '169.254.169.254' });
+    }
+  });
+
   it('a resolver that never answers costs at most the probe timeout', async () => {
     const p = new Prober({ allowedCidrs: ['127.0.0.0/8'], lookup: () => new Promise(() => {}) });
     const started = Date.now();

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, GRPCUnavailableError } from 'etcd3';
 import { toProblem } from '../../lib/http/errors.js';
-import { DependencyError } from '../../lib/circuits/errors.js';
+import { classifyFailure, DependencyError } from '../../lib/circuits/errors.js';
 import { StaleLockError } from '../../lib/db/circuits.js';
 import { LockLostError, LockTimeoutError } from '../../lib/etcd/mutex.js';
 import { SessionLostError } from '../../lib/etcd/session.js';
@@ -47,5 +47,18 @@ describe('toProblem', () => {
   it('leaves anything unexpected to the generic 500 (logged, never detailed)', () => {
     expect(toProblem(new Error('boom'), 1)).toBeNull();
     expect(toProblem(Object.assign(new Error('syntax'), { code: '42601' }), 1)).toBeNull();
+  });
+});
+
+describe('classifyFailure (database)', () => {
+  it('treats transport failures and transient SQLSTATEs as an outage, bugs and real SQL errors as themselves', () => {
+    expect(classifyFailure(new Error('Connection terminated unexpectedly'), 'database')).toBeInstanceOf(DependencyError);
+    expect(classifyFailure(new Error('Query read timeout'), 'database')).toBeInstanceOf(DependencyError);
+    expect(classifyFailure(Object.assign(new Error('the database system is shutting down'), { code: '57P03' }), 'database')).toBeInstanceOf(DependencyError);
+    expect(classifyFailure(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), 'database')).toBeInstanceOf(DependencyError);
+    const bug = new TypeError("Cannot read properties of undefined (reading 'rows')");
+    expect(classifyFailure(bug, 'database')).toBe(bug);
+    const sql = Object.assign(new Error('duplicate key'), { code: '23505' });
+    expect(classifyFailure(sql, 'database')).toBe(sql);
   });
 });
