@@ -55,6 +55,10 @@ function clientClass(neonWsProxy: string | undefined, onError: (err: Error) => v
         c.pipelineTLS = false;
         c.forceDisablePgSSL = true; // no TLS inside the tunnel either
       }
+      // The driver coalesces writes with setTimeout(0), which Node rounds up to 1 ms: every query
+      // then waits 1 ms before it is sent (measured: SELECT 1 1.67 ms -> 0.55 ms without it).
+      // Sending each message at once costs more WebSocket frames but no extra round trip.
+      c.coalesceWrites = false;
       // Without a listener, a connection that dies while the client is checked out (between
       // queries) would throw an unhandled 'error' and crash the process. The client is then
       // unusable; its next query fails and pg-pool discards it on release.
