@@ -1,6 +1,6 @@
 // Failures of the services we depend on, told apart from our own domain errors so that
 // handlers can answer 503 + Retry-After for the former and 4xx for the latter.
-import { GRPCGenericError, EtcdError, ClientClosedError } from 'etcd3';
+import { GRPCGenericError, EtcdError, EtcdLeaseInvalidError, ClientClosedError } from 'etcd3';
 import { ConflictError, NotFoundError, StaleLockError } from '../db/circuits.js';
 import { LockLostError, LockTimeoutError } from '../etcd/mutex.js';
 import { SessionLostError } from '../etcd/session.js';
@@ -37,6 +37,8 @@ const transportFailure =
 export function classifyFailure(err: unknown, dependency: 'etcd' | 'database'): Error {
   if (passThrough.some((c) => err instanceof c)) return err as Error;
   const e = err instanceof Error ? err : new Error(String(err));
+  // etcd no longer knows our lease (it expired while we were paused): our session is lost.
+  if (err instanceof EtcdLeaseInvalidError) return new SessionLostError(`etcd session lost: ${e.message}`);
   if (err instanceof GRPCGenericError || err instanceof ClientClosedError || (err instanceof EtcdError && /unavailable|timed out|deadline/i.test(e.message))) {
     return new DependencyError('etcd', e.message, { cause: err });
   }

@@ -187,5 +187,6 @@ export async function propagate(inv: Invocation, circuitId: string, opts: Propag
 }
 
 function isTransportError(err: unknown): boolean {
-  return classifyFailure(err, 'etcd') instanceof DependencyError;
+  const c = classifyFailure(err, 'etcd');
+  return c instanceof DependencyError || c instanceof SessionLostError;
 }

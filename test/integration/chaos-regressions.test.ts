@@ -13,7 +13,6 @@
 // circuit (a writer paused past its lease, resuming after the lock's next owner started) committed
 // the union of both route sets: its `del` scanned a snapshot older than the routes the other
 // writer had just inserted.
-import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeRuntime, createRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
@@ -25,15 +24,9 @@ import { acquire, release } from '../../lib/etcd/mutex.js';
 import { decodeMeta } from '../../lib/etcd/fenced-apply.js';
 import { enc } from '../../lib/etcd/keys.js';
 import { createCircuitSchema } from '../../lib/model.js';
+import { closedPort } from '../support/fake-backends.js';
 import { db, route, seedCircuit, testConfig, testRuntime } from '../support/rt.js';
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 let rt: Runtime;
 beforeAll(() => {

@@ -1,6 +1,5 @@
 // Dependencies out of reach: propagate fails with a typed error within a bounded time and
 // leaves no partial state in etcd or the database.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRuntime, createRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
@@ -9,15 +8,9 @@ import { readCircuit } from '../../lib/db/circuits.js';
 import { lockPrefix, metaKey } from '../../lib/circuits/layout.js';
 import { workerRoot } from '../../lib/traefik/names.js';
 import { DependencyError } from '../../lib/circuits/errors.js';
+import { closedPort } from '../support/fake-backends.js';
 import { db, keysUnder, route, seedCircuit, testConfig, testRuntime } from '../support/rt.js';
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 let rt: Runtime;
 beforeAll(() => {

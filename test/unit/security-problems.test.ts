@@ -50,6 +50,14 @@ describe('toProblem', () => {
   });
 });
 
+describe('classifyFailure (etcd)', () => {
+  it('maps an expired lease to a lost session (503), not an unexpected error', async () => {
+    const { EtcdLeaseInvalidError } = await import('etcd3');
+    expect(classifyFailure(new EtcdLeaseInvalidError('123'), 'etcd')).toBeInstanceOf(SessionLostError);
+    expect(toProblem(classifyFailure(new EtcdLeaseInvalidError('123'), 'etcd'), 5)?.status).toBe(503);
+  });
+});
+
 describe('classifyFailure (database)', () => {
   it('treats transport failures and transient SQLSTATEs as an outage, bugs and real SQL errors as themselves', () => {
     expect(classifyFailure(new Error('Connection terminated unexpectedly'), 'database')).toBeInstanceOf(DependencyError);
