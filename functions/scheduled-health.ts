@@ -7,11 +7,17 @@ import { healthEventPublisher } from '../lib/health/publish.js';
 import { getPublisher } from '../lib/events.js';
 import { recordSweep, sweepLog } from '../lib/observability.js';
 
-export const handler = eventHandler(async (_event: unknown, context) => {
+// Tools (the demo, the local stack) can ask for exactly one pass with detail { "singlePass": true }.
+const singlePass = (event: unknown): boolean =>
+  (event as { detail?: { singlePass?: unknown } } | null)?.detail?.singlePass === true;
+
+export const handler = eventHandler(async (event: unknown, context) => {
+  const once = singlePass(event);
   const { passes, total } = await runSweeps(context.inv, {
     publish: healthEventPublisher(getPublisher(context.inv.rt.config)),
     log: sweepLog,
-    remainingMs: () => context.getRemainingTimeInMillis(),
+    // Less remaining time than one interval means exactly one pass (DESIGN §5).
+    remainingMs: once ? () => 0 : () => context.getRemainingTimeInMillis(),
     safetyMarginMs: 5000,
   });
   recordSweep(total, passes.length);

@@ -52,8 +52,13 @@ export async function startLocalEventBridge(opts: {
       }
     }
   };
+  // On demand: exactly one sweep pass (the minute schedule, run by serverless-offline, loops).
   const fireSchedule = () =>
-    opts.invoke('scheduled-health', { version: '0', id: randomUUID(), 'detail-type': 'Scheduled Event', source: 'aws.events', time: new Date().toISOString(), detail: {} }, false);
+    opts.invoke(
+      'scheduled-health',
+      { version: '0', id: randomUUID(), 'detail-type': 'Scheduled Event', source: 'aws.events', time: new Date().toISOString(), detail: { singlePass: true } },
+      false,
+    );
 
   const server: Server = createServer((req, res) => {
     void (async () => {
