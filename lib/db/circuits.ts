@@ -209,15 +209,7 @@ export async function listCircuits(
   return { items, nextCursor };
 }
 
-/** Every live circuit's id, worker and generation: what the drift sweep compares with etcd. */
-export async function liveGenerations(q: Queryable): Promise<Map<string, { worker: string; generation: number }>> {
-  const r = await q.query<{ id: string; worker: string; generation: string }>(
-    'SELECT id, worker, generation FROM circuits WHERE deleted_at IS NULL',
-  );
-  return new Map(r.rows.map((x) => [x.id, { worker: x.worker, generation: Number(x.generation) }]));
-}
-
-/** Generations of deleted circuits among ids (the sweep checks their tombstones). */
+/** Generation, worker and deletion state of the given circuits, deleted ones included (the sweep checks tombstones). */
 export async function generationsOf(q: Queryable, ids: readonly string[]): Promise<Map<string, { generation: number; deleted: boolean; worker: string }>> {
   if (ids.length === 0) return new Map();
   const r = await q.query<{ id: string; worker: string; generation: string; deleted: boolean }>(

@@ -1,85 +1,24 @@
-// Builders for the events Lambda hands our functions: API Gateway HTTP API (payload v2) and
-// EventBridge, plus a Lambda context.
-import { randomUUID } from 'node:crypto';
+// The tests' Lambda events: the shared builders (scripts/lib/lambda-events.ts) with the test
+// token and source as defaults, plus a helper that calls an HTTP handler and parses its answer.
 import type { APIGatewayProxyEventV2, Context, EventBridgeEvent } from 'aws-lambda';
+import {
+  apiEvent as buildApiEvent,
+  eventBridgeEvent as buildEventBridgeEvent,
+  lambdaContext as buildLambdaContext,
+  type ApiRequest,
+} from '../../scripts/lib/lambda-events.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 
-export interface ApiRequest {
-  method: string;
-  path: string;
-  routeKey?: string;
-  pathParameters?: Record<string, string>;
-  query?: Record<string, string>;
-  body?: unknown;
-  rawBody?: string;
-  headers?: Record<string, string>;
-  token?: string | null;
-}
+export type { ApiRequest };
 
-export function apiEvent(r: ApiRequest): APIGatewayProxyEventV2 {
-  const body = r.rawBody ?? (r.body === undefined ? undefined : JSON.stringify(r.body));
-  const headers: Record<string, string> = {
-    ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    ...(r.token === null ? {} : { authorization: `Bearer ${r.token ?? TOKEN}` }),
-    ...r.headers,
-  };
-  return {
-    version: '2.0',
-    routeKey: r.routeKey ?? `${r.method} ${r.path}`,
-    rawPath: r.path,
-    rawQueryString: new URLSearchParams(r.query ?? {}).toString(),
-    headers,
-    ...(r.query ? { queryStringParameters: r.query } : {}),
-    ...(r.pathParameters ? { pathParameters: r.pathParameters } : {}),
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'local',
-      domainName: 'localhost',
-      domainPrefix: 'localhost',
-      http: { method: r.method, path: r.path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-      requestId: randomUUID(),
-      routeKey: r.routeKey ?? `${r.method} ${r.path}`,
-      stage: '$default',
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-    },
-    ...(body !== undefined ? { body } : {}),
-    isBase64Encoded: false,
-  };
-}
+/** An API Gateway v2 event carrying the test token unless `token` is given (null: no Authorization header). */
+export const apiEvent = (r: ApiRequest): APIGatewayProxyEventV2 => buildApiEvent({ ...r, token: r.token === undefined ? TOKEN : r.token });
 
-export function eventBridgeEvent<D>(detailType: string, detail: D): EventBridgeEvent<string, D> {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': detailType,
-    source: 'circuitry.test',
-    account: '123456789012',
-    time: new Date().toISOString(),
-    region: 'us-east-1',
-    resources: [],
-    detail,
-  };
-}
+export const eventBridgeEvent = <D>(detailType: string, detail: D): EventBridgeEvent<string, D> =>
+  buildEventBridgeEvent(detailType, detail, { source: 'circuitry.test' });
 
-export function lambdaContext(remainingMs = 30_000, name = 'test'): Context {
-  const deadline = Date.now() + remainingMs;
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: name,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:123456789012:function:${name}`,
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${name}`,
-    logStreamName: 'test',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
+export const lambdaContext = (remainingMs = 30_000, name = 'test'): Context => buildLambdaContext(remainingMs, name);
 
 export interface ApiResponse {
   statusCode: number;
