@@ -1,4 +1,4 @@
-// The chaos harness in CI (issue 5): the real CLI (scripts/chaos/run.ts) as a child process, with
+// The chaos harness in CI (issue 5): the real CLI (harness/chaos/run.ts) as a child process, with
 // its own etcd + PostgreSQL, worker processes and faults.
 //   - a small positive run: the real write path must show no violation and converge;
 //   - the same workload with --strategy naive (the reference system's write path) must be caught:
@@ -32,7 +32,7 @@ interface Summary {
 async function chaos(args: string[]): Promise<{ code: number | null; output: string; summary: Summary; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'circuitry-chaos-test-'));
   dirs.push(dir);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos/run.ts', ...args, '--out', dir, '--quiet'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'harness/chaos/run.ts', ...args, '--out', dir, '--quiet'], {
     cwd: ROOT,
     env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'pipe'],

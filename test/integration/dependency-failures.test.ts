@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { startServices, type Services } from '../../scripts/lib/services.js';
+import { startServices, type Services } from '../../harness/devstack/services.js';
 import { migrate } from '../../lib/db/migrate.js';
 
 const tag = randomUUID().slice(0, 8);

@@ -29,7 +29,7 @@ async function freePort(): Promise<number> {
 
 beforeAll(async () => {
   const [httpPort, lambdaPort] = [await freePort(), await freePort()];
-  stack = spawn(process.execPath, ['--import', 'tsx', `${ROOT}scripts/local-stack.ts`, '--http-port', String(httpPort), '--lambda-port', String(lambdaPort)], {
+  stack = spawn(process.execPath, ['--import', 'tsx', `${ROOT}harness/devstack/stack.ts`, '--http-port', String(httpPort), '--lambda-port', String(lambdaPort)], {
     cwd: ROOT,
     env: { ...process.env, LOCAL_STACK_STATE: stateFile, API_TOKENS: 'offline-test-token-0123456789', POWERTOOLS_LOG_LEVEL: 'WARN', TRAEFIK_ROOT: 'traefik', META_PREFIX: 'circuitry' },
     stdio: ['ignore', 'pipe', 'pipe'],

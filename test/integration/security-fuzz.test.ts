@@ -1,7 +1,7 @@
 // Fuzzing the HTTP functions in CI (issue 7): >= 5,000 generated invalid requests, in-process with
 // API Gateway v2 events, against the real etcd and PostgreSQL. Every one must be answered 4xx
 // with a problem body, and nothing may change (etcd revision, database checksum, EventBridge,
-// Object.prototype) across each batch. The generators and the checks live in scripts/fuzz.ts,
+// Object.prototype) across each batch. The generators and the checks live in harness/fuzz/run.ts,
 // which `npm run fuzz -- --cases N` runs for longer on its own services.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ Object.assign(process.env, {
   POWERTOOLS_METRICS_DISABLED: 'true',
 });
 
-const { createHarness, runFuzz, formatReport } = await import('../../scripts/fuzz.js');
+const { createHarness, runFuzz, formatReport } = await import('../../harness/fuzz/run.js');
 
 /** CI runs a fixed seed (reproducible); FUZZ_SEED / FUZZ_CASES explore further. */
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_701);
@@ -35,7 +35,7 @@ afterAll(async () => {
 
 describe('fuzzing circuits-api and update-routes', () => {
   it('the batch check would see a change (a valid request changes the snapshot)', async () => {
-    const { toEvent } = await import('../../scripts/fuzz.js');
+    const { toEvent } = await import('../../harness/fuzz/run.js');
     const before = await h.snapshot();
     const id = h.fixtures.circuitId;
     const body = JSON.stringify({ routes: [{ routeId: randomUUID(), sessionId: randomUUID(), host: '127.0.0.9', port: 30009, trafficRatio: 1 }] });

@@ -26,7 +26,7 @@ const { workerRoot } = await import('../../lib/traefik/names.js');
 const { enc } = await import('../../lib/etcd/keys.js');
 const { keysUnder, route } = await import('../support/rt.js');
 const { call } = await import('../support/lambda.js');
-const { quiesceEtcd } = await import('../../scripts/fuzz.js');
+const { quiesceEtcd } = await import('../../harness/fuzz/run.js');
 type Req = import('../support/lambda.js').ApiRequest;
 
 const eb = mockClient(EventBridgeClient);

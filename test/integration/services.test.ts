@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import WebSocket from 'ws';
 import { neonConfig, type Pool } from '@neondatabase/serverless';
-import { startServices, type Services } from '../../scripts/lib/services.js';
-import { startWsProxy, isLoopbackHost, parseAddress } from '../../scripts/lib/wsproxy.js';
+import { startServices, type Services } from '../../harness/devstack/services.js';
+import { startWsProxy, isLoopbackHost, parseAddress } from '../../harness/devstack/wsproxy.js';
 import { createPool } from '../../lib/db/neon.js';
 
 const isAlive = (pid: number): boolean => {

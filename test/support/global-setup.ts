@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { startServices } from '../../scripts/lib/services.js';
+import { startServices } from '../../harness/devstack/services.js';
 
 export interface ProvidedServices {
   ETCD_ENDPOINTS: string;

@@ -1,4 +1,4 @@
-// The tests' Lambda events: the shared builders (scripts/lib/lambda-events.ts) with the test
+// The tests' Lambda events: the shared builders (harness/devstack/lambda-events.ts) with the test
 // token and source as defaults, plus a helper that calls an HTTP handler and parses its answer.
 import type { APIGatewayProxyEventV2, Context, EventBridgeEvent } from 'aws-lambda';
 import {
@@ -6,7 +6,7 @@ import {
   eventBridgeEvent as buildEventBridgeEvent,
   lambdaContext as buildLambdaContext,
   type ApiRequest,
-} from '../../scripts/lib/lambda-events.js';
+} from '../../harness/devstack/lambda-events.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 

@@ -10,9 +10,9 @@ import {
   serverAddress,
   type GenerationRecord,
   type HistEvent,
-} from '../../scripts/chaos/check.js';
-import { parseOptions, replayCommand, UsageError } from '../../scripts/chaos/options.js';
-import { opFor, planFaults } from '../../scripts/chaos/workload.js';
+} from '../../harness/chaos/check.js';
+import { parseOptions, replayCommand, UsageError } from '../../harness/chaos/options.js';
+import { opFor, planFaults } from '../../harness/chaos/workload.js';
 
 const L = { traefikRoot: 'traefik', metaPrefix: 'circuitry' };
 const C = '11111111-1111-4111-8111-111111111111';

@@ -1,4 +1,4 @@
-// The chaos workers' Lambda events: the shared builders (scripts/lib/lambda-events.ts) with the
+// The chaos workers' Lambda events: the shared builders (harness/devstack/lambda-events.ts) with the
 // harness's call shapes, plus parsing of an HTTP handler's result.
 import type { APIGatewayProxyEventV2, Context, EventBridgeEvent } from 'aws-lambda';
 import {
@@ -6,7 +6,7 @@ import {
   eventBridgeEvent as buildEventBridgeEvent,
   lambdaContext as buildLambdaContext,
   type ApiRequest as SharedApiRequest,
-} from '../lib/lambda-events.js';
+} from '../devstack/lambda-events.js';
 
 export interface ApiRequest extends SharedApiRequest {
   token: string;

@@ -10,7 +10,7 @@
 // may be published to EventBridge, and Object.prototype must stay clean.
 //
 //   npm run fuzz -- --cases 50000 [--seed 42] [--batch 500]
-// starts its own etcd + PostgreSQL (scripts/lib/services.ts). The CI test
+// starts its own etcd + PostgreSQL (harness/devstack/services.ts). The CI test
 // (test/integration/security-fuzz.test.ts) runs the same harness on the test services.
 import { randomUUID } from 'node:crypto';
 import { isIPv4 } from 'node:net';
@@ -18,10 +18,10 @@ import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { authoritySchema, createCircuitSchema, routesSchema, uuidSchema, workerInputSchema } from '../lib/model.js';
-import { MAX_JSON_DEPTH, scanJson } from '../lib/http/json.js';
-import { listQuery } from '../lib/http/requests.js';
-import { checkAddress, parseCidr } from '../lib/health/address.js';
+import { authoritySchema, createCircuitSchema, routesSchema, uuidSchema, workerInputSchema } from '../../lib/model.js';
+import { MAX_JSON_DEPTH, scanJson } from '../../lib/http/json.js';
+import { listQuery } from '../../lib/http/requests.js';
+import { checkAddress, parseCidr } from '../../lib/health/address.js';
 
 // ---- cases ---------------------------------------------------------------------------------------
 
@@ -675,12 +675,12 @@ export async function quiesceEtcd(etcd: import('etcd3').Etcd3, maxMs = 30_000): 
 export async function createHarness(opts: { token: string }): Promise<Harness & { close(): Promise<void> }> {
   const { mockClient } = await import('aws-sdk-client-mock');
   const { EventBridgeClient, PutEventsCommand } = await import('@aws-sdk/client-eventbridge');
-  const { handler: circuitsApi } = await import('../functions/circuits-api.js');
-  const { handler: updateRoutes } = await import('../functions/update-routes.js');
-  const { getRuntime, closeRuntime } = await import('../lib/runtime.js');
-  const { getConfig } = await import('../lib/config.js');
-  const { MAX_BODY_BYTES } = await import('../lib/http/handler.js');
-  const { enc } = await import('../lib/etcd/keys.js');
+  const { handler: circuitsApi } = await import('../../functions/circuits-api.js');
+  const { handler: updateRoutes } = await import('../../functions/update-routes.js');
+  const { getRuntime, closeRuntime } = await import('../../lib/runtime.js');
+  const { getConfig } = await import('../../lib/config.js');
+  const { MAX_BODY_BYTES } = await import('../../lib/http/handler.js');
+  const { enc } = await import('../../lib/etcd/keys.js');
 
   const eb = mockClient(EventBridgeClient);
   eb.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ({ FailedEntryCount: 0, Entries: input.Entries.map(() => ({ EventId: randomUUID() })) }));
@@ -753,8 +753,8 @@ async function main(): Promise<void> {
   if (!(Number.isInteger(cases) && cases > 0 && Number.isInteger(seed) && Number.isInteger(batch) && batch > 0)) {
     throw new Error('usage: npm run fuzz -- [--cases N] [--seed S] [--batch B]');
   }
-  const { startServices } = await import('./lib/services.js');
-  const { migrate } = await import('../lib/db/migrate.js');
+  const { startServices } = await import('../devstack/services.js');
+  const { migrate } = await import('../../lib/db/migrate.js');
   process.stderr.write('fuzz: starting etcd and PostgreSQL...\n');
   const services = await startServices();
   let failed = true;

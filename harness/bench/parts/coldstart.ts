@@ -57,7 +57,7 @@ function packageOf(input: string): string {
 }
 
 function esbuildOptions(entry: string, outdir: string, minify: boolean): BuildOptions {
-  const plugins = require(path.join(ROOT, 'scripts/build/esbuild-plugins.cjs')) as Plugin[];
+  const plugins = require(path.join(ROOT, 'deploy/esbuild-plugins.cjs')) as Plugin[];
   return {
     entryPoints: [entry],
     outdir,

@@ -2,8 +2,8 @@
 // per circuit). A fresh process, like a Lambda container: its own etcd client and Neon pool,
 // its own in-process worker cache. The parent holds etcd, Postgres and the WebSocket proxy.
 //
-//   node --import tsx scripts/bench/parts/propagate-child.ts uncontended <input.json>
-//   node --import tsx scripts/bench/parts/propagate-child.ts routes <input.json>
+//   node --import tsx harness/bench/parts/propagate-child.ts uncontended <input.json>
+//   node --import tsx harness/bench/parts/propagate-child.ts routes <input.json>
 //
 // Every measured operation is timed on its own (performance.now around one await). Server-side
 // etcd RPCs are counted by this process scraping etcd's /metrics before and after a batch

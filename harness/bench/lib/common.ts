@@ -1,4 +1,4 @@
-// Shared helpers of `npm run bench` (scripts/bench/run.ts): statistics, etcd server-side RPC
+// Shared helpers of `npm run bench` (harness/bench/run.ts): statistics, etcd server-side RPC
 // counting (Prometheus /metrics), database round-trip counting (WebSocket frames), child
 // processes, and table printing. No timed assertions anywhere: benchmarks report, never fail on
 // a number.
@@ -195,7 +195,7 @@ process.on('exit', () => {
   for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-/** Starts `node [nodeArgs] --import tsx scripts/bench/<script> ...args` speaking JSON lines. */
+/** Starts `node [nodeArgs] --import tsx harness/bench/<script> ...args` speaking JSON lines. */
 export function startChild(script: string, args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Child {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(BENCH_DIR, script), ...args], {
     cwd: ROOT,

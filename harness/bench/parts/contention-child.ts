@@ -2,7 +2,7 @@
 // Invocation (its own etcd lease, like separate Lambda invocations), each doing K updateRoutes
 // on its assigned circuit once the parent says go.
 //
-//   node --import tsx scripts/bench/parts/contention-child.ts <input.json> <procIndex>
+//   node --import tsx harness/bench/parts/contention-child.ts <input.json> <procIndex>
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closeRuntime, Invocation } from '../../../lib/runtime.js';

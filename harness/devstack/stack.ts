@@ -9,11 +9,11 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startServices } from './lib/services.js';
-import { startLocalEventBridge } from './lib/local-eventbridge.js';
-import { migrate } from '../lib/db/migrate.js';
+import { startServices } from './services.js';
+import { startLocalEventBridge } from './local-eventbridge.js';
+import { migrate } from '../../lib/db/migrate.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Where `npm run demo` finds the running stack (LOCAL_STACK_STATE overrides, e.g. in tests).
 const STATE_FILE = process.env.LOCAL_STACK_STATE ?? `${ROOT}.tmp/local-stack.json`;
 

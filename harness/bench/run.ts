@@ -122,10 +122,10 @@ async function waitQuiet(maxMin = 20): Promise<{ waitedS: number; quiet: boolean
   }
 }
 
-type Services = Awaited<ReturnType<typeof import('../lib/services.js').startServices>>;
+type Services = Awaited<ReturnType<typeof import('../devstack/services.js').startServices>>;
 
 async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
-  const { startServices } = await import('../lib/services.js');
+  const { startServices } = await import('../devstack/services.js');
   const { migrate } = await import('../../lib/db/migrate.js');
   log('starting etcd + PostgreSQL + WebSocket proxy ...');
   const s = await startServices({ log: () => {} });

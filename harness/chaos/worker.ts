@@ -63,7 +63,7 @@ export interface WorkerConfig {
 
 const cfg = JSON.parse(process.env.CHAOS_WORKER ?? 'null') as WorkerConfig | null;
 if (cfg === null) {
-  process.stderr.write('chaos worker: CHAOS_WORKER is not set (this script is started by scripts/chaos/run.ts)\n');
+  process.stderr.write('chaos worker: CHAOS_WORKER is not set (this script is started by harness/chaos/run.ts)\n');
   process.exit(2);
 }
 const shape: Shape = { seed: cfg.seed, slots: cfg.slots, backends: cfg.backendPorts.length };

@@ -281,7 +281,7 @@ async function main(): Promise<void> {
   if (mode === '--backends') return runBackends(Number(process.argv[3]), Number(process.argv[4]));
   if (mode === '--sweep') return runSweeper();
 
-  const { startServices } = await import('../lib/services.js');
+  const { startServices } = await import('../devstack/services.js');
   const { migrate } = await import('../../lib/db/migrate.js');
   const { createPool } = await import('../../lib/db/neon.js');
   const { parseConfig } = await import('../../lib/config.js');

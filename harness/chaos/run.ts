@@ -38,7 +38,7 @@ import {
   type Invariant,
   type Violation,
 } from './check.js';
-import type { Services } from '../lib/services.js';
+import type { Services } from '../devstack/services.js';
 import { fmtMs, sliceFor, table, type FaultRecord, type OpLogRecord } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -415,7 +415,7 @@ class ChaosRun {
     fs.writeFileSync(path.join(this.outDir, 'command.txt'), `${replayCommand(o)}\n`);
     this.log(`seed ${o.seed}, ${o.ops} ops, ${o.procs} processes x ${o.lanes} lanes, strategy ${o.strategy}, out ${path.relative(process.cwd(), this.outDir) || '.'}`);
 
-    const { startServices } = await import('../lib/services.js');
+    const { startServices } = await import('../devstack/services.js');
     const servicesLog = fs.openSync(path.join(this.outDir, 'services.log'), 'a');
     this.services = await startServices({ log: (l) => fs.writeSync(servicesLog, `${new Date().toISOString()} ${l}\n`) });
     const cleanup = () => {
