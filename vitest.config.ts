@@ -4,11 +4,14 @@ import { defineConfig } from 'vitest/config';
 // the global setup (and stopped by PID in its teardown, also when tests fail).
 export default defineConfig({
   test: {
+    // console.* of passing tests is dropped; test/support/quiet.ts does the same for the streams.
+    silent: process.env.CIRCUITRY_TEST_LOGS === '1' ? false : 'passed-only',
     projects: [
       {
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          setupFiles: ['test/support/quiet.ts'],
         },
       },
       {
@@ -16,6 +19,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
+          setupFiles: ['test/support/quiet.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           fileParallelism: false,

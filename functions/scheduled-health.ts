@@ -1,11 +1,13 @@
 // EventBridge schedule (rate(1 minute)): probe due routes, propagate status changes through the
-// fenced path, publish RouteHealthChanged, repair drift and orphans. Loops sweeps while the
-// invocation's remaining time allows; with less than one interval left it runs one pass.
+// fenced path, publish RouteHealthChanged, complete pending unloads, repair drift, retire old
+// state. Loops sweeps while the invocation's remaining time allows; with less than one interval
+// left it runs one pass.
 import { eventHandler } from '../lib/event-handler.js';
-import { runSweeps } from '../lib/health/sweep.js';
+import { runSweeps } from '../lib/health/passes.js';
 import { healthEventPublisher } from '../lib/health/publish.js';
+import { recordSweep } from '../lib/health/report.js';
 import { getPublisher } from '../lib/events.js';
-import { recordSweep, sweepLog } from '../lib/observability.js';
+import { sweepLog } from '../lib/observability.js';
 
 // Tools (the demo, the local stack) can ask for exactly one pass with detail { "singlePass": true }.
 const singlePass = (event: unknown): boolean =>
@@ -18,7 +20,6 @@ export const handler = eventHandler(async (event: unknown, context) => {
     log: sweepLog,
     // Less remaining time than one interval means exactly one pass (DESIGN §5).
     remainingMs: once ? () => 0 : () => context.getRemainingTimeInMillis(),
-    safetyMarginMs: 5000,
   });
   recordSweep(total, passes.length);
   return { passes: passes.length, ...total, errors: total.errors.slice(0, 5) };

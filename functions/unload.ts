@@ -1,9 +1,11 @@
 // EventBridge rule on detail-type CircuitUnloadRequested, detail { circuitId }: unload,
-// idempotently. Dependency failures throw (EventBridge retries, then the dead-letter queue).
+// idempotently. What can succeed later throws (EventBridge retries, then the dead-letter queue;
+// the request is durable in the database and sweeps complete it anyway).
 import { eventHandler } from '../lib/event-handler.js';
 import { parseUnloadEvent } from '../lib/circuits/unload-event.js';
 import { unload } from '../lib/circuits/unload.js';
-import { logger, metrics, MetricUnit, recordPropagate } from '../lib/observability.js';
+import { recordPropagate } from '../lib/circuits/report.js';
+import { logger, metrics, MetricUnit } from '../lib/observability.js';
 
 export const handler = eventHandler(async (event: unknown, context) => {
   const parsed = parseUnloadEvent(event);

@@ -4,8 +4,9 @@ import { HttpProblem } from '../lib/http/problem.js';
 import { circuitIdParam, ifMatchHeader, updateRoutesBody } from '../lib/http/requests.js';
 import { syncJson } from '../lib/http/views.js';
 import { updateRoutes } from '../lib/circuits/update-routes.js';
+import { recordPropagate } from '../lib/circuits/report.js';
 import { getConfig } from '../lib/config.js';
-import { logger, recordPropagate } from '../lib/observability.js';
+import { logger } from '../lib/observability.js';
 
 export const handler = httpHandler(async (event, context) => {
   // API Gateway only routes PUT here; anything else is not this function's business.

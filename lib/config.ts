@@ -4,6 +4,9 @@
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { isCidr, MAX_ROUTES_PER_CIRCUIT_DEFAULT } from './model.js';
+import { ConfigError } from './errors.js';
+
+export { ConfigError };
 
 const csv = (s: string): string[] =>
   s
@@ -84,6 +87,11 @@ const envSchema = z.object({
     .default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']),
   MAX_ROUTES_PER_CIRCUIT: intIn(1, 10000).default(MAX_ROUTES_PER_CIRCUIT_DEFAULT),
   HEALTH_PROBE_CONCURRENCY: intIn(1, 10000).default(256),
+  UNLOAD_GRACE_SECONDS: intIn(0, 86400).default(60),
+  ORPHAN_POLICY: z.enum(['report', 'delete'], { message: 'must be "report" or "delete"' }).default('report'),
+  FUNCTION_TIMEOUT_SECONDS: intIn(1, 900).default(900),
+  TOMBSTONE_RETENTION_SECONDS: intIn(1, 365 * 86400).default(3600),
+  DELETED_RETENTION_DAYS: intIn(1, 3650).default(30),
 });
 
 export type Config = Readonly<{
@@ -111,11 +119,15 @@ export type Config = Readonly<{
   allowedBackendCidrs: string[];
   maxRoutesPerCircuit: number;
   healthProbeConcurrency: number;
+  /** Unloads still pending this long after their DELETE are completed by the sweep. */
+  unloadGraceSeconds: number;
+  /** What the sweep does with keys named after circuits the database does not know. */
+  orphanPolicy: 'report' | 'delete';
+  /** The longest any function invocation can run (a stale writer lives at most this plus the lock TTL). */
+  functionTimeoutSeconds: number;
+  tombstoneRetentionSeconds: number;
+  deletedRetentionDays: number;
 }>;
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 /** Parses an environment; throws a ConfigError that names every offending variable. */
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
@@ -149,6 +161,17 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
   if (under(e.TRAEFIK_ROOT, e.META_PREFIX) || under(e.META_PREFIX, e.TRAEFIK_ROOT)) {
     throw new ConfigError('invalid configuration: META_PREFIX and TRAEFIK_ROOT must not contain one another (locks would land in Traefik\'s tree)');
   }
+  // A tombstone refuses late writers (DESIGN I1, I8): it must outlive any writer that could still
+  // hold a snapshot from before the deletion — an invocation runs at most FUNCTION_TIMEOUT_SECONDS
+  // and its lock keys outlive it by at most LOCK_TTL_SECONDS.
+  if (e.TOMBSTONE_RETENTION_SECONDS <= e.FUNCTION_TIMEOUT_SECONDS + e.LOCK_TTL_SECONDS) {
+    throw new ConfigError(
+      `invalid configuration: TOMBSTONE_RETENTION_SECONDS must exceed FUNCTION_TIMEOUT_SECONDS + LOCK_TTL_SECONDS (${e.FUNCTION_TIMEOUT_SECONDS + e.LOCK_TTL_SECONDS} s), the longest life of a stale writer`,
+    );
+  }
+  if (e.DELETED_RETENTION_DAYS * 86400 <= e.TOMBSTONE_RETENTION_SECONDS) {
+    throw new ConfigError('invalid configuration: DELETED_RETENTION_DAYS must be longer than TOMBSTONE_RETENTION_SECONDS (a deleted row outlives its tombstone)');
+  }
   return Object.freeze({
     etcd: {
       endpoints: e.ETCD_ENDPOINTS,
@@ -174,6 +197,11 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     allowedBackendCidrs: e.ALLOWED_BACKEND_CIDRS,
     maxRoutesPerCircuit: e.MAX_ROUTES_PER_CIRCUIT,
     healthProbeConcurrency: e.HEALTH_PROBE_CONCURRENCY,
+    unloadGraceSeconds: e.UNLOAD_GRACE_SECONDS,
+    orphanPolicy: e.ORPHAN_POLICY,
+    functionTimeoutSeconds: e.FUNCTION_TIMEOUT_SECONDS,
+    tombstoneRetentionSeconds: e.TOMBSTONE_RETENTION_SECONDS,
+    deletedRetentionDays: e.DELETED_RETENTION_DAYS,
   });
 }
 

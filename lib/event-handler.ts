@@ -20,7 +20,7 @@ export function eventHandler<E, R>(fn: (event: E, context: EventContext) => Prom
     .use(logMetrics(metrics))
     .use({
       before: (req) => {
-        req.context.inv = new Invocation(getRuntime());
+        req.context.inv = new Invocation(getRuntime(), `${req.context.functionName ?? 'local'}:${req.context.awsRequestId ?? ''}`);
       },
       after: async (req) => {
         await req.context.inv.close().catch(() => {});

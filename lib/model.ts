@@ -18,6 +18,19 @@ export const authoritySchema = z
   .string()
   .regex(/^[a-z0-9-]{1,63}$/, 'must match [a-z0-9-]{1,63}');
 
+/**
+ * Whether a URL parser reads `host` back as exactly itself. Route hosts end up in server URLs:
+ * this rejects what the RFC 1123 pattern lets through but URL parsers refuse or rewrite, such as
+ * invalid punycode labels ("xn--a").
+ */
+export function hostRoundTrips(host: string): boolean {
+  try {
+    return new URL(`http://${host}/`).hostname === host;
+  } catch {
+    return false;
+  }
+}
+
 export const hostnameSchema = z
   .string()
   .max(253)
@@ -47,10 +60,9 @@ export const backendHostSchema = z
   .refine((s) => ipv4Re.test(s) || hostnameRe.test(s), 'must be an IPv4 address or RFC 1123 hostname');
 
 /** What the API accepts as a route host: additionally no IPv4 address in another notation. */
-export const routeHostSchema = backendHostSchema.refine(
-  (s) => ipv4Re.test(s) || !endsInNumber(s),
-  'must be a dotted-decimal IPv4 address or a hostname (not an address in numeric notation)',
-);
+export const routeHostSchema = backendHostSchema
+  .refine((s) => ipv4Re.test(s) || !endsInNumber(s), 'must be a dotted-decimal IPv4 address or a hostname (not an address in numeric notation)')
+  .refine((s) => ipv4Re.test(s) || hostRoundTrips(s), 'must be a hostname URL parsers read as itself (no invalid punycode)');
 
 export const cidrSchema = z.string().refine(isCidr, 'must be an IPv4 CIDR such as 10.0.0.0/8');
 
@@ -189,8 +201,65 @@ export interface Circuit {
   generation: number;
   deletedAt: string | null;
   createdAt: string;
+  /** A DELETE was accepted (durable before the 202); the unload completes it. */
+  unloadRequestedAt: string | null;
+  /** When etcd was confirmed to hold none of the deleted circuit's keys: its frontend is free again. */
+  keysRemovedAt: string | null;
+}
+
+/** A circuit as read from the database, with its worker (rendering needs both). */
+export interface CircuitView {
+  circuit: Circuit;
+  worker: Worker;
 }
 
 export function newRouteHealth(): RouteHealth {
   return { status: 'unknown', consecutiveSuccesses: 0, consecutiveFailures: 0, lastCheckedAt: null, lastError: null };
 }
+
+// ---- health checking ------------------------------------------------------------------------
+
+/** A circuit claimed by a sweep for probing, with the health state of each route as stored. */
+export interface ClaimedRoute {
+  routeId: string;
+  host: string;
+  port: number;
+  status: HealthStatus;
+  consecutiveSuccesses: number;
+  consecutiveFailures: number;
+  /** last_checked_at exactly as stored (the optimistic version of the route's health). */
+  lastCheckedAt: string | null;
+  createdAt: string;
+}
+
+export interface ClaimedCircuit {
+  id: string;
+  worker: string;
+  protocol: Protocol;
+  generation: number;
+  healthCheck: HealthCheckSettings;
+  routes: ClaimedRoute[];
+}
+
+/** One probe result for one route, ready to be written. */
+export interface RouteHealthWrite {
+  routeId: string;
+  host: string;
+  port: number;
+  /** The state the result was computed from; the write applies only if the row still holds it. */
+  expected: {
+    status: HealthStatus;
+    consecutiveSuccesses: number;
+    consecutiveFailures: number;
+    lastCheckedAt: string | null;
+  };
+  next: { status: HealthStatus; consecutiveSuccesses: number; consecutiveFailures: number };
+  lastError: string | null;
+  /** ISO time of the probe. */
+  checkedAt: string;
+}
+
+export interface CounterWrite extends RouteHealthWrite {
+  circuitId: string;
+}
+

@@ -1,30 +1,29 @@
 // The clients of one cold start (DESIGN §6: create once, reuse across invocations) and the
 // per-invocation state: one etcd session, opened lazily by the first write that needs a lock.
 import type { Etcd3 } from 'etcd3';
-import type { Pool } from '@neondatabase/serverless';
 import { getConfig, type Config } from './config.js';
-import { createEtcd } from './etcd/client.js';
-import { Session } from './etcd/session.js';
-import { createPool } from './db/neon.js';
+import { createEtcd, etcdFailure, Session } from './etcd/index.js';
+import { createPool, databaseOf, type Database } from './db/index.js';
 
 export interface Runtime {
   config: Config;
   etcd: Etcd3;
-  db: Pool;
+  db: Database;
 }
 
-export function createRuntime(config: Config): Runtime {
-  const db = createPool({
+export function createRuntime(config: Config, opts: { onDatabaseError?: (err: Error) => void } = {}): Runtime {
+  const pool = createPool({
     databaseUrl: config.databaseUrl,
     neonWsProxy: config.neonWsProxy,
     connectionTimeoutMillis: config.databaseTimeoutMs,
+    ...(opts.onDatabaseError ? { onError: opts.onDatabaseError } : {}),
   });
   // connectionTimeoutMillis only bounds getting a connection. A server that stops answering on
   // an open connection (frozen, partitioned) would hang a query until the Lambda times out:
   // bound every query too (client side: the driver rejects it with "Query read timeout" and the
   // pool discards that connection). pg-pool hands `options` to every new client.
-  (db as unknown as { options: Record<string, unknown> }).options.query_timeout = config.databaseTimeoutMs;
-  return { config, etcd: createEtcd(config.etcd), db };
+  (pool as unknown as { options: Record<string, unknown> }).options.query_timeout = config.databaseTimeoutMs;
+  return { config, etcd: createEtcd(config.etcd), db: databaseOf(pool) };
 }
 
 let shared: Runtime | undefined;
@@ -45,7 +44,11 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
 export class Invocation {
   private session$: Promise<Session> | undefined;
 
-  constructor(readonly rt: Runtime) {}
+  /** @param label who this invocation is, for operators (stored in its lock keys). */
+  constructor(
+    readonly rt: Runtime,
+    readonly label = '',
+  ) {}
 
   /**
    * This invocation's session, granted on first use. A session found lost (the process was
@@ -58,7 +61,9 @@ export class Invocation {
       if (s !== undefined && !s.lost) return s;
       this.session$ = undefined;
     }
-    this.session$ = Session.open(this.rt.etcd, this.rt.config.lockTtlSeconds);
+    this.session$ = Session.open(this.rt.etcd, this.rt.config.lockTtlSeconds).catch((err: unknown) => {
+      throw etcdFailure(err);
+    });
     return this.session$;
   }
 

@@ -113,7 +113,7 @@ async function runBackends(k: number, count: number): Promise<void> {
 async function runSweeper(): Promise<void> {
   const { parseConfig } = await import('../../lib/config.js');
   const { createRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
-  const { runSweep, closeProbers } = await import('../../lib/health/sweep.js');
+  const { runSweep, closeProbers } = await import('../../lib/health/index.js');
   const rt = createRuntime(parseConfig(process.env));
   const inv = new Invocation(rt);
   // A warm container: connections open, code loaded.
@@ -123,8 +123,8 @@ async function runSweeper(): Promise<void> {
   // probes to healthy backends, with a prober thrown away afterwards so that no kept-alive
   // connection is reused by the measured sweep). BENCH_COLD=1 measures a fresh process instead.
   if (process.env.BENCH_COLD !== '1') {
-    const { Prober } = await import('../../lib/health/probe.js');
-    const { PriorityLimiter } = await import('../../lib/health/queue.js');
+    const { Prober } = await import('../../lib/health/index.js');
+    const { PriorityLimiter } = await import('../../lib/health/index.js');
     const warm = new Prober({ allowedCidrs: ['127.0.0.0/8'] });
     const q = new PriorityLimiter(256);
     const routes = Number(process.env.BENCH_ROUTES ?? 0);
@@ -236,7 +236,7 @@ async function firstLine(g: AsyncGenerator<string>, echo = false): Promise<strin
 const mb = (b: number) => Math.round((b / 1024 / 1024) * 10) / 10;
 
 interface SweeperOutput {
-  stats: import('../../lib/health/sweep.js').SweepStats;
+  stats: import('../../lib/health/index.js').SweepStats;
   wallMs: number;
   startedAt: number;
   endedAt: number;
@@ -282,11 +282,11 @@ async function main(): Promise<void> {
   if (mode === '--sweep') return runSweeper();
 
   const { startServices } = await import('../devstack/services.js');
-  const { migrate } = await import('../../lib/db/migrate.js');
-  const { createPool } = await import('../../lib/db/neon.js');
+  const { migrate } = await import('../../lib/db/index.js');
+  const { createPool } = await import('../../lib/db/index.js');
   const { parseConfig } = await import('../../lib/config.js');
   const { createRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
-  const { runSweep, closeProbers } = await import('../../lib/health/sweep.js');
+  const { runSweep, closeProbers } = await import('../../lib/health/index.js');
 
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log('bench:health: starting etcd + PostgreSQL ...');

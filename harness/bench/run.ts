@@ -55,7 +55,7 @@ import {
 import type { VariantResult } from './parts/propagate-child.js';
 import type { ContentionInput, UpdateSample } from './parts/contention-child.js';
 import type { ColdStartResult } from './parts/coldstart.js';
-import type { SweepStats } from '../../lib/health/sweep.js';
+import type { SweepStats } from '../../lib/health/index.js';
 
 // ---- arguments -------------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ type Services = Awaited<ReturnType<typeof import('../devstack/services.js').star
 
 async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
   const { startServices } = await import('../devstack/services.js');
-  const { migrate } = await import('../../lib/db/migrate.js');
+  const { migrate } = await import('../../lib/db/index.js');
   log('starting etcd + PostgreSQL + WebSocket proxy ...');
   const s = await startServices({ log: () => {} });
   try {
@@ -174,7 +174,7 @@ async function partPropagate(args: Args): Promise<PropagatePart> {
 async function propagatePass(args: Args, env: Record<string, string>): Promise<PropagatePart> {
   const { benchConfig, benchRuntime, routeSet, seedCircuit } = await import('./lib/fixtures.js');
   const { Invocation, closeRuntime } = await import('../../lib/runtime.js');
-  const { propagate } = await import('../../lib/circuits/propagate.js');
+  const { propagate } = await import('../../lib/circuits/index.js');
   const ROUTES = 10;
   const label = Object.keys(env).length > 0 ? ` (what-if ${JSON.stringify(env)})` : '';
   // First-sight circuits are seeded and published HERE, so the measuring process has never
@@ -315,13 +315,13 @@ interface ContentionScenario {
 async function partContention(args: Args, services: Services): Promise<ContentionScenario[]> {
   const { benchConfig, benchRuntime, routeSet, seedCircuit, q } = await import('./lib/fixtures.js');
   const { Invocation, closeRuntime } = await import('../../lib/runtime.js');
-  const { propagate } = await import('../../lib/circuits/propagate.js');
-  const { readCircuit } = await import('../../lib/db/circuits.js');
-  const { metaKey } = await import('../../lib/circuits/layout.js');
-  const { decodeMeta } = await import('../../lib/etcd/fenced-apply.js');
-  const { render } = await import('../../lib/traefik/render.js');
-  const { circuitKeyPrefixes, workerRoot } = await import('../../lib/traefik/names.js');
-  const { enc, prefixEnd, kvKey, kvValue } = await import('../../lib/etcd/keys.js');
+  const { propagate } = await import('../../lib/circuits/index.js');
+  const { readCircuit } = await import('../../lib/db/index.js');
+  const { metaKey } = await import('../../lib/etcd/index.js');
+  const { decodeMeta } = await import('../../lib/etcd/index.js');
+  const { render } = await import('../../lib/traefik/index.js');
+  const { circuitKeyPrefixes, workerRoot } = await import('../../lib/traefik/index.js');
+  const { enc, prefixEnd, kvKey, kvValue } = await import('../../lib/etcd/index.js');
   const rt = benchRuntime(benchConfig(), 16);
   const inv = new Invocation(rt);
   const ROUTES = 10;
@@ -539,10 +539,10 @@ async function partScalingRoutes(args: Args): Promise<RoutesRow[]> {
 }
 
 async function partScalingSweep(args: Args, services: Services): Promise<SweepRow[]> {
-  const { createPool } = await import('../../lib/db/neon.js');
-  const { migrate } = await import('../../lib/db/migrate.js');
+  const { createPool } = await import('../../lib/db/index.js');
+  const { migrate } = await import('../../lib/db/index.js');
   const { createRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
-  const { runSweep, closeProbers } = await import('../../lib/health/sweep.js');
+  const { runSweep, closeProbers } = await import('../../lib/health/index.js');
   const { benchConfig } = await import('./lib/fixtures.js');
   const backends = startChild('parts/sweep-child.ts', ['backends', String(args.backends)]);
   const { ports } = await backends.next<{ ports: number[] }>();

@@ -40,7 +40,8 @@
 //   the database (generation, tombstone), with no meta for an unknown circuit.
 // R  Honest responses (checkResponses): a request whose database change committed must not be
 //   answered "nothing was changed" (DESIGN §3: "say so in the response").
-import { circuitIdOfKey, workerRoot } from '../../lib/traefik/names.js';
+import { circuitIdOfKey, workerRoot } from '../../lib/traefik/index.js';
+import { circuitOfMetaKey, decodeMeta, lockPrefix, metaKey, parseLockKey, parseWriter, type CircuitMeta } from '../../lib/etcd/index.js';
 
 export type Invariant = 'I1' | 'I2' | 'I3' | 'I4' | 'R';
 export const INVARIANTS: readonly Invariant[] = ['I1', 'I2', 'I3', 'I4', 'R'];
@@ -109,27 +110,11 @@ interface KvState {
   mod: number;
 }
 
-interface MetaValue {
-  generation: number;
-  deleted: boolean;
-  writer: string;
-}
+type MetaValue = Pick<CircuitMeta, 'generation' | 'deleted' | 'writer'>;
 
-export function parseMeta(value: string): MetaValue | null {
-  try {
-    const v = JSON.parse(value) as { generation?: unknown; deleted?: unknown; writer?: unknown };
-    if (typeof v.generation !== 'number' || typeof v.deleted !== 'boolean') return null;
-    return { generation: v.generation, deleted: v.deleted, writer: typeof v.writer === 'string' ? v.writer : '' };
-  } catch {
-    return null;
-  }
-}
-
-/** "<leaseHex>@<createRevision>" → parts; null when malformed (e.g. a writer without a lock). */
-export function parseWriter(writer: string): { leaseHex: string; createRevision: number } | null {
-  const m = /^([0-9a-f]+)@(\d+)$/.exec(writer);
-  return m ? { leaseHex: m[1]!, createRevision: Number(m[2]) } : null;
-}
+/** The meta codec of lib/etcd (what the writers wrote is what the checker reads). */
+export const parseMeta = (value: string): MetaValue | null => decodeMeta(value);
+export { parseWriter };
 
 /** host:port of a servers/N/url (http://h:p/) or servers/N/address (h:p) value. */
 export function serverAddress(key: string, value: string): string | null {
@@ -153,8 +138,6 @@ type KeyClass =
 
 export function classifier(layout: Layout): (key: string) => KeyClass {
   const rootPrefix = `${layout.traefikRoot}/`;
-  const metaCircuits = `${layout.metaPrefix}/circuits/`;
-  const locks = `${layout.metaPrefix}/locks/`;
   return (key) => {
     if (key.startsWith(rootPrefix)) {
       const seg = key.slice(rootPrefix.length).split('/')[0] ?? '';
@@ -162,14 +145,10 @@ export function classifier(layout: Layout): (key: string) => KeyClass {
       const id = circuitIdOfKey(workerRoot(layout.traefikRoot, seg.slice('worker_'.length)), key);
       return id === null ? { kind: 'other' } : { kind: 'traefik', circuitId: id };
     }
-    if (key.startsWith(metaCircuits)) {
-      const id = key.slice(metaCircuits.length);
-      return id.includes('/') ? { kind: 'other' } : { kind: 'meta', circuitId: id };
-    }
-    if (key.startsWith(locks)) {
-      const [id, leaseHex, ...rest] = key.slice(locks.length).split('/');
-      if (id && leaseHex && rest.length === 0) return { kind: 'lock', circuitId: id, leaseHex };
-    }
+    const metaOf = circuitOfMetaKey(layout.metaPrefix, key);
+    if (metaOf !== null) return { kind: 'meta', circuitId: metaOf };
+    const lock = parseLockKey(layout.metaPrefix, key);
+    if (lock !== null) return { kind: 'lock', ...lock };
     return { kind: 'other' };
   };
 }
@@ -239,8 +218,8 @@ export function checkHistory(
     for (const k of traefikKeys.get(c) ?? []) out.set(k, state.get(k)!.value);
     return out;
   };
-  const metaKeyOf = (c: string): string => `${layout.metaPrefix}/circuits/${c}`;
-  const lockKeyOf = (c: string, leaseHex: string): string => `${layout.metaPrefix}/locks/${c}/${leaseHex}`;
+  const metaKeyOf = (c: string): string => metaKey(layout.metaPrefix, c);
+  const lockKeyOf = (c: string, leaseHex: string): string => `${lockPrefix(layout.metaPrefix, c)}${leaseHex}`;
 
   let i = 0;
   while (i < events.length) {

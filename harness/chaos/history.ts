@@ -8,9 +8,9 @@
 // records every committed generation of every circuit together with its routes and worker, so
 // the checkers know exactly what the database said at generation g.
 import type { Etcd3 } from 'etcd3';
-import type { Queryable } from '../../lib/db/circuits.js';
-import { circuitFromRows, type CircuitView } from '../../lib/db/circuits.js';
-import { enc, kvKey, kvValue, prefixEnd } from '../../lib/etcd/keys.js';
+import { circuitFromRows, type Queryable } from '../../lib/db/index.js';
+import type { CircuitView } from '../../lib/model.js';
+import { enc, kvKey, kvValue, prefixEnd } from '../../lib/etcd/index.js';
 import type { HistEvent } from './check.js';
 
 export const SENTINEL_KEY = 'chaos/history-end';

@@ -9,22 +9,14 @@
 // writer "naive": it holds no lock). The reference system had no meta at all; writing one only
 // gives the checkers the commit point of the unload and the generation a write claims.
 import type { Runtime } from '../../lib/runtime.js';
-import {
-  createCircuit,
-  markDeleted,
-  readCircuit,
-  replaceRoutes,
-  type CircuitView,
-  type Queryable,
-} from '../../lib/db/circuits.js';
-import { readLiveCircuitsPage } from '../../lib/db/health.js';
-import type { CreateCircuitInput, RouteInput } from '../../lib/model.js';
-import { render } from '../../lib/traefik/render.js';
-import { circuitKeyPrefixes, workerRoot } from '../../lib/traefik/names.js';
-import { metaKey } from '../../lib/circuits/layout.js';
-import { enc, prefixEnd } from '../../lib/etcd/keys.js';
-import { deadline } from '../../lib/etcd/client.js';
-import type { Prober } from '../../lib/health/probe.js';
+import { createCircuit, markDeleted, pageLiveCircuits, readCircuit, replaceRoutes, type DbFence, type Queryable } from '../../lib/db/index.js';
+import type { CircuitView, CreateCircuitInput, RouteInput } from '../../lib/model.js';
+import { circuitKeyPrefixes, render, workerRoot } from '../../lib/traefik/index.js';
+import { deadline, enc, metaKey, prefixEnd } from '../../lib/etcd/index.js';
+import type { Prober } from '../../lib/health/index.js';
+
+/** The reference system fenced nothing: a fence that wins over every other makes the check a no-op. */
+const NO_FENCE: DbFence = { epoch: Number.MAX_SAFE_INTEGER, revision: '0' };
 
 export type NaiveOutcome = { status: 'ok' | 'not-found' | 'noop'; generation?: number; detail?: string };
 
@@ -38,7 +30,7 @@ export class NaiveWriter {
   ) {}
 
   private get db(): Queryable {
-    return this.rt.db as unknown as Queryable;
+    return this.rt.db;
   }
 
   /** The reference system's in-process mutex: serialises this process only. */
@@ -97,7 +89,7 @@ export class NaiveWriter {
     if (snapshot === null) return { status: 'not-found' };
     await this.critical('naive:after-snapshot');
     return this.withLocalLock(id, async () => {
-      const view = await replaceRoutes(this.db, id, routes, ifMatch);
+      const view = await replaceRoutes(this.db, id, routes, ifMatch, NO_FENCE);
       await this.write(view, true);
       return { status: 'ok', generation: view.circuit.generation };
     });
@@ -108,7 +100,7 @@ export class NaiveWriter {
     if (snapshot === null) return { status: 'not-found' };
     await this.critical('naive:after-snapshot');
     return this.withLocalLock(id, async () => {
-      const view = await markDeleted(this.db, id);
+      const view = await markDeleted(this.db, id, NO_FENCE);
       if (view === null) return { status: 'not-found' };
       await this.deleteAll(view);
       await this.putMeta(view, true);
@@ -121,7 +113,7 @@ export class NaiveWriter {
    * lock), then write each snapshot with the probe results, unconditionally.
    */
   async sweep(prober: Prober): Promise<{ circuits: number; written: number }> {
-    const snapshot = await readLiveCircuitsPage(this.db, null, 1000);
+    const snapshot = await pageLiveCircuits(this.db, null, 1000);
     const probed = await Promise.all(
       snapshot.map(async (view) => {
         const hc = view.circuit.healthCheck;
@@ -146,7 +138,7 @@ export class NaiveWriter {
 
   /** The reference system's periodic full resync: every live circuit, from a fresh read, unconditionally. */
   async resync(): Promise<number> {
-    const live = await readLiveCircuitsPage(this.db, null, 10_000);
+    const live = await pageLiveCircuits(this.db, null, 10_000);
     for (const view of live) await this.withLocalLock(view.circuit.id, () => this.write(view, true));
     return live.length;
   }

@@ -453,12 +453,12 @@ class ChaosRun {
       POWERTOOLS_LOG_LEVEL: 'ERROR',
       POWERTOOLS_METRICS_DISABLED: 'true',
     });
-    const { migrate } = await import('../../lib/db/migrate.js');
+    const { migrate } = await import('../../lib/db/index.js');
     await migrate(this.services.env.DATABASE_URL!, this.services.env.NEON_WS_PROXY, (l) => fs.writeSync(servicesLog, `${l}\n`));
     const { getRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
     const { HISTORY_TRIGGER_SQL, currentRevision, markEnd, readHistory, readPrefix, readGenerations } = await import('./history.js');
     const rt = getRuntime();
-    const db = rt.db as unknown as import('../../lib/db/circuits.js').Queryable;
+    const db = rt.db;
     await db.query(HISTORY_TRIGGER_SQL);
     this.backends = await startBackends(o.seed, o.backends);
 
@@ -522,8 +522,8 @@ class ChaosRun {
     this.backends.freeze();
     const lastFaultEnd = Math.max(0, ...this.faultLog.map((f) => f.end ?? f.start));
     await sleep(o.lockTtlSeconds * 1000 + 500);
-    const { readCircuits } = await import('../../lib/db/circuits.js');
-    const { render } = await import('../../lib/traefik/render.js');
+    const { readCircuits } = await import('../../lib/db/index.js');
+    const { render } = await import('../../lib/traefik/index.js');
     const renderOpts = { traefikRoot: rt.config.traefikRoot, extraMiddlewares: rt.config.traefikExtraMiddlewares };
     const finalState = async () => {
       const ids = (await db.query<{ id: string }>('SELECT id FROM circuits')).rows.map((r) => r.id);
@@ -545,7 +545,7 @@ class ChaosRun {
     const sweepStarted = now();
     let sweepStats: Record<string, unknown>;
     if (o.strategy === 'circuitry') {
-      const { runSweep } = await import('../../lib/health/sweep.js');
+      const { runSweep } = await import('../../lib/health/index.js');
       const inv = new Invocation(rt);
       try {
         const s = await runSweep(inv, { publish: async () => {}, drift: true });
@@ -705,7 +705,7 @@ class ChaosRun {
     fs.writeFileSync(path.join(this.outDir, 'summary.json'), JSON.stringify(summary, null, 2));
     fs.writeFileSync(path.join(this.outDir, 'killed-ops.jsonl'), this.killedOps.map((k) => JSON.stringify(k)).join('\n') + (this.killedOps.length ? '\n' : ''));
     process.stdout.write(`${this.render(summary)}\n`);
-    const { closeProbers } = await import('../../lib/health/sweep.js');
+    const { closeProbers } = await import('../../lib/health/index.js');
     closeProbers();
     await closeRuntime(rt);
     return { summary, ok };

@@ -25,13 +25,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createInterface } from 'node:readline';
 import type { IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import { closeRuntime, getRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
-import { Session } from '../../lib/etcd/session.js';
-import { createPool } from '../../lib/db/neon.js';
+import { Session } from '../../lib/etcd/index.js';
+import { createPool, LOCKED_STATEMENT } from '../../lib/db/index.js';
 import { createCircuitSchema, routesSchema } from '../../lib/model.js';
 import { CIRCUIT_UNLOAD_REQUESTED } from '../../lib/events.js';
-import { closeProbers, getProber, runSweep } from '../../lib/health/sweep.js';
-import { ConflictError, NotFoundError } from '../../lib/db/circuits.js';
-import { classifyFailure, DependencyError } from '../../lib/circuits/errors.js';
+import { closeProbers, getProber, runSweep } from '../../lib/health/index.js';
+import { classify, ConflictError, NotFoundError } from '../../lib/errors.js';
 import {
   API_TOKEN,
   circuitIdFor,
@@ -145,14 +144,12 @@ function commitOf(text: string, params: unknown[] | undefined, rows: Array<Recor
   const generation = Number(row?.circuit?.generation ?? NaN);
   if (row === undefined || !Number.isFinite(generation)) return null;
   if (text.includes('INSERT INTO circuits')) return { circuitId: id, generation, what: 'creation' };
-  if (text.includes('SET generation = generation + 1')) return { circuitId: id, generation, what: 'routes' };
+  if (text.includes('SET generation = c.generation + 1')) return { circuitId: id, generation, what: 'routes' };
   if (text.includes('SET deleted_at = now()')) return { circuitId: id, generation, what: 'deletion' };
   if (text.includes('bump AS (') && Array.isArray(row.changed) && row.changed.length > 0) return { circuitId: id, generation, what: 'health' };
   return null;
 }
 
-/** Statements propagate runs under the circuit's lock (its `change`, or the fresh read). */
-const LOCKED_STATEMENT = /SET generation = generation \+ 1|SET deleted_at = now\(\)|bump AS \(|AS worker\s+FROM circuits c JOIN workers w ON w\.authority = c\.worker WHERE c\.id = \$1/;
 
 let commitsSeen = 0;
 
@@ -204,7 +201,7 @@ function instrument(rt: Runtime): void {
   db.query = (...args: unknown[]) => {
     const [text, params] = args;
     if (typeof text !== 'string' || args.some((a) => typeof a === 'function')) return origQuery(...args);
-    const locked = cfg!.strategy === 'circuitry' && LOCKED_STATEMENT.test(text);
+    const locked = cfg!.strategy === 'circuitry' && text.trimStart().startsWith(LOCKED_STATEMENT);
     if (locked && armed?.where === 'before') fire('circuitry:before-locked-statement');
     return (origQuery(...args) as Promise<{ rows: Array<Record<string, unknown>> }>).then(async (res) => {
       const c = commitOf(text, params as unknown[] | undefined, res.rows ?? []);
@@ -218,14 +215,7 @@ function instrument(rt: Runtime): void {
   };
 }
 
-if (process.env.CHAOS_BYPASS_LIVENESS === '1') {
-  Object.defineProperty(Session.prototype, 'lost', {
-    configurable: true,
-    get(this: { lostReason?: Error }) {
-      return this.lostReason !== undefined;
-    },
-  });
-}
+if (process.env.CHAOS_BYPASS_LIVENESS === '1') Session.trustLocalClock = false;
 
 const rt = getRuntime();
 instrument(rt);
@@ -300,9 +290,7 @@ const PROGRAMMING_ERRORS = [TypeError, ReferenceError, SyntaxError, RangeError];
 function errorOutcome(err: unknown, circuitId?: string): Outcome {
   const e = err as Error;
   const name = e?.name ?? 'Error';
-  const unavailable =
-    classifyFailure(err, 'etcd') instanceof DependencyError ||
-    /Connection terminated|ECONNREFUSED|ECONNRESET|timeout|DEADLINE_EXCEEDED|UNAVAILABLE/i.test(e?.message ?? '');
+  const unavailable = classify(err).retryable || /Connection terminated|ECONNREFUSED|ECONNRESET|timeout|DEADLINE_EXCEEDED|UNAVAILABLE/i.test(e?.message ?? '');
   const status = PROGRAMMING_ERRORS.some((c) => err instanceof c)
     ? 'harness-error'
     : err instanceof ConflictError

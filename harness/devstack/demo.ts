@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
-import { enc, kvKey, kvValue, prefixEnd } from '../../lib/etcd/keys.js';
+import { enc, kvKey, kvValue, prefixEnd } from '../../lib/etcd/index.js';
 
 const STATE_FILE = process.env.LOCAL_STACK_STATE ?? fileURLToPath(new URL('../../.tmp/local-stack.json', import.meta.url));
 interface StackState {

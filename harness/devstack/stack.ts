@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServices } from './services.js';
 import { startLocalEventBridge } from './local-eventbridge.js';
-import { migrate } from '../../lib/db/migrate.js';
+import { migrate } from '../../lib/db/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Where `npm run demo` finds the running stack (LOCAL_STACK_STATE overrides, e.g. in tests).

@@ -19,9 +19,8 @@ import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { authoritySchema, createCircuitSchema, routesSchema, uuidSchema, workerInputSchema } from '../../lib/model.js';
-import { MAX_JSON_DEPTH, scanJson } from '../../lib/http/json.js';
-import { listQuery } from '../../lib/http/requests.js';
-import { checkAddress, parseCidr } from '../../lib/health/address.js';
+import { listQuery, MAX_JSON_DEPTH, scanJson } from '../../lib/http/index.js';
+import { checkAddress, parseCidr } from '../../lib/health/index.js';
 
 // ---- cases ---------------------------------------------------------------------------------------
 
@@ -679,8 +678,8 @@ export async function createHarness(opts: { token: string }): Promise<Harness & 
   const { handler: updateRoutes } = await import('../../functions/update-routes.js');
   const { getRuntime, closeRuntime } = await import('../../lib/runtime.js');
   const { getConfig } = await import('../../lib/config.js');
-  const { MAX_BODY_BYTES } = await import('../../lib/http/handler.js');
-  const { enc } = await import('../../lib/etcd/keys.js');
+  const { MAX_BODY_BYTES } = await import('../../lib/http/index.js');
+  const { enc } = await import('../../lib/etcd/index.js');
 
   const eb = mockClient(EventBridgeClient);
   eb.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ({ FailedEntryCount: 0, Entries: input.Entries.map(() => ({ EventId: randomUUID() })) }));
@@ -754,7 +753,7 @@ async function main(): Promise<void> {
     throw new Error('usage: npm run fuzz -- [--cases N] [--seed S] [--batch B]');
   }
   const { startServices } = await import('../devstack/services.js');
-  const { migrate } = await import('../../lib/db/migrate.js');
+  const { migrate } = await import('../../lib/db/index.js');
   process.stderr.write('fuzz: starting etcd and PostgreSQL...\n');
   const services = await startServices();
   let failed = true;

@@ -1,48 +1,44 @@
-// Create a circuit: check it against its worker, insert it (generation 1), publish it.
+// Create a circuit: insert it (generation 1) checked against its worker, then publish it. POST is
+// idempotent for the same id and body: a client retrying after a timeout gets the stored circuit.
 import { randomUUID } from 'node:crypto';
-import { createCircuit, readWorker, type CircuitView } from '../db/circuits.js';
-import type { CreateCircuitInput } from '../model.js';
+import { createCircuit, readCircuit } from '../db/index.js';
+import type { CircuitView, CreateCircuitInput } from '../model.js';
+import { ConflictError, isRetryable } from '../errors.js';
 import type { Invocation } from '../runtime.js';
 import { propagate, type PropagateResult } from './propagate.js';
-import { classifyFailure, DependencyError } from './errors.js';
-import { LockLostError, LockTimeoutError } from '../etcd/mutex.js';
-import { SessionLostError } from '../etcd/session.js';
+import { sameAsCreated } from './same.js';
 
-/** The circuit is valid on its own but not on this worker. */
-export class CircuitRejectedError extends Error {
-  override name = 'CircuitRejectedError';
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-  }
+export interface Created {
+  view: CircuitView;
+  /** False when the same request had already created it (an idempotent retry). */
+  created: boolean;
+  sync: PropagateResult;
 }
 
-export async function createAndPublish(inv: Invocation, input: CreateCircuitInput): Promise<{ view: CircuitView; sync: PropagateResult }> {
-  const db = inv.rt.db as unknown as Parameters<typeof readWorker>[0];
-  const worker = await readWorker(db, input.worker).catch((e: unknown) => {
-    throw classifyFailure(e, 'database');
-  });
-  if (worker === null) throw new CircuitRejectedError('worker', `worker ${input.worker} is not registered (PUT /v2/workers/${input.worker} first)`);
-  if (input.frontend.mode === 'wildcard' && worker.wildcardDomain === null) {
-    throw new CircuitRejectedError('frontend.mode', `worker ${worker.authority} has no wildcard domain`);
+export async function createAndPublish(inv: Invocation, input: CreateCircuitInput): Promise<Created> {
+  const id = input.id ?? randomUUID();
+  let view: CircuitView;
+  let created = true;
+  try {
+    view = await createCircuit(inv.rt.db, id, input);
+  } catch (err) {
+    if (!(err instanceof ConflictError && err.code === 'exists' && input.id !== undefined)) throw err;
+    const stored = await readCircuit(inv.rt.db, id);
+    if (stored === null || stored.circuit.deletedAt !== null || !sameAsCreated(stored.circuit, input)) {
+      throw new ConflictError(`circuit ${id} already exists with a different definition`, 'exists');
+    }
+    view = stored;
+    created = false;
   }
-  if (input.frontend.mode === 'wildcard' && input.protocol === 'tcp' && !worker.tls) {
-    throw new CircuitRejectedError('frontend.mode', 'a tcp wildcard frontend needs TLS (SNI) on the worker');
-  }
-  const view = await createCircuit(db, input.id ?? randomUUID(), input).catch((e: unknown) => {
-    throw classifyFailure(e, 'database');
-  });
   let sync: PropagateResult;
   try {
-    sync = await propagate(inv, view.circuit.id, { workerHint: view.circuit.worker });
+    sync = await propagate(inv, id, { workerHint: view.circuit.worker });
   } catch (err) {
     // The circuit is committed: report it created but not yet published (DESIGN §3), never
     // "nothing was changed". The next sweep publishes it.
-    if (!(err instanceof DependencyError || err instanceof LockTimeoutError || err instanceof LockLostError || err instanceof SessionLostError)) throw err;
+    if (!isRetryable(err)) throw err;
     sync = {
-      circuitId: view.circuit.id,
+      circuitId: id,
       found: true,
       generation: view.circuit.generation,
       deleted: false,
@@ -55,5 +51,5 @@ export async function createAndPublish(inv: Invocation, input: CreateCircuitInpu
       lockWaitMs: 0,
     };
   }
-  return { view, sync };
+  return { view, created, sync };
 }

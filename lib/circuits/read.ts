@@ -1,22 +1,34 @@
-// Read a circuit with its sync state: the database generation and the one applied in etcd.
-import { readCircuit, type CircuitView } from '../db/circuits.js';
-import { decodeMeta } from '../etcd/fenced-apply.js';
-import { deadline } from '../etcd/client.js';
-import { enc, kvValue } from '../etcd/keys.js';
+// Reading circuits for the API and the tools: the database row plus what etcd holds of it (the
+// generation applied) and its status.
+import type { CircuitView } from '../model.js';
+import { listCircuits as listStored, readCircuit } from '../db/index.js';
+import { readAppliedGenerations } from '../etcd/index.js';
 import type { Runtime } from '../runtime.js';
-import { metaKey } from './layout.js';
-import { classifyFailure } from './errors.js';
+import { circuitStatus, type CircuitStatus } from './status.js';
 
-export async function readWithSync(rt: Runtime, id: string): Promise<{ view: CircuitView; appliedGeneration: number | null } | null> {
-  const [view, meta] = await Promise.all([
-    readCircuit(rt.db as unknown as Parameters<typeof readCircuit>[0], id).catch((e: unknown) => {
-      throw classifyFailure(e, 'database');
-    }),
-    rt.etcd.kv.range({ key: enc(metaKey(rt.config.metaPrefix, id)) }, deadline(rt.config.etcd.timeoutMs)).catch((e: unknown) => {
-      throw classifyFailure(e, 'etcd');
-    }),
-  ]);
+export interface CircuitRead {
+  view: CircuitView;
+  /** The generation etcd holds (its meta), null when it holds none. */
+  appliedGeneration: number | null;
+  status: CircuitStatus;
+}
+
+export async function getCircuit(rt: Runtime, id: string): Promise<CircuitRead | null> {
+  const [view, applied] = await Promise.all([readCircuit(rt.db, id), readAppliedGenerations(rt.etcd, rt.config.metaPrefix, [id], rt.config.etcd.timeoutMs)]);
   if (view === null) return null;
-  const kv = meta.kvs[0];
-  return { view, appliedGeneration: kv ? (decodeMeta(kvValue(kv))?.generation ?? null) : null };
+  return { view, appliedGeneration: applied.get(id) ?? null, status: circuitStatus(view.circuit) };
+}
+
+export interface CircuitPage {
+  items: CircuitRead[];
+  nextCursor: string | null;
+}
+
+export async function listCircuits(rt: Runtime, q: { limit: number; after?: { createdAt: string; id: string }; worker?: string }): Promise<CircuitPage> {
+  const page = await listStored(rt.db, q);
+  const applied = await readAppliedGenerations(rt.etcd, rt.config.metaPrefix, page.items.map((v) => v.circuit.id), rt.config.etcd.timeoutMs);
+  return {
+    items: page.items.map((view) => ({ view, appliedGeneration: applied.get(view.circuit.id) ?? null, status: circuitStatus(view.circuit) })),
+    nextCursor: page.nextCursor,
+  };
 }

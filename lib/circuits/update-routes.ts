@@ -1,6 +1,6 @@
-// Replace a circuit's routes: under the lock, one database statement re-reads the circuit,
-// checks If-Match, replaces the routes and bumps the generation; then the fenced apply.
-import { replaceRoutes } from '../db/circuits.js';
+// Replace a circuit's routes: under the lock, one database statement re-reads the circuit, checks
+// If-Match, replaces the routes and bumps the generation; then the fenced apply.
+import { replaceRoutes } from '../db/index.js';
 import type { RouteInput } from '../model.js';
 import type { Invocation } from '../runtime.js';
 import { propagate, type PropagateOptions, type PropagateResult } from './propagate.js';

@@ -2,7 +2,7 @@
 //   claimDueCircuits   atomically claims due circuits for one interval and returns their routes
 //   persistCounters    the unlocked write of counters for routes whose status did not change
 //   applyHealthChanges the locked write (propagate's `change`) of status changes
-//   readLiveCircuitsPage / nextDue     what the drift check and the sweep loop read
+//   nextDue            when the sweep loop has work next
 //
 // Route writes are fenced twice:
 //   - by identity (circuit id, route id, host, port): a route whose address changed while it was
@@ -11,51 +11,13 @@
 //     exactly as stored): a result computed from a state somebody else has since overwritten (a
 //     slower overlapping sweep) is discarded rather than double-counted.
 // Rows are locked in key order so that overlapping writers cannot deadlock.
-import { circuitFromRows, ConflictError, readCircuit, StaleLockError, type CircuitView, type Fence, type Queryable } from './circuits.js';
-import type { HealthCheckSettings, HealthStatus, Protocol, Worker } from '../model.js';
+import type { CircuitView, ClaimedCircuit, CounterWrite, HealthStatus, Protocol, RouteHealthWrite } from '../model.js';
 
-export interface ClaimedRoute {
-  routeId: string;
-  host: string;
-  port: number;
-  status: HealthStatus;
-  consecutiveSuccesses: number;
-  consecutiveFailures: number;
-  /** last_checked_at exactly as stored (the optimistic version of the route's health). */
-  lastCheckedAt: string | null;
-  createdAt: string;
-}
-
-export interface ClaimedCircuit {
-  id: string;
-  worker: string;
-  protocol: Protocol;
-  generation: number;
-  healthCheck: HealthCheckSettings;
-  routes: ClaimedRoute[];
-}
-
-/** One probe result for one route, ready to be written. */
-export interface RouteHealthWrite {
-  routeId: string;
-  host: string;
-  port: number;
-  /** The state the result was computed from; the write applies only if the row still holds it. */
-  expected: {
-    status: HealthStatus;
-    consecutiveSuccesses: number;
-    consecutiveFailures: number;
-    lastCheckedAt: string | null;
-  };
-  next: { status: HealthStatus; consecutiveSuccesses: number; consecutiveFailures: number };
-  lastError: string | null;
-  /** ISO time of the probe. */
-  checkedAt: string;
-}
-
-export interface CounterWrite extends RouteHealthWrite {
-  circuitId: string;
-}
+export type { ClaimedCircuit, ClaimedRoute, CounterWrite, RouteHealthWrite } from '../model.js';
+import { ConflictError } from '../errors.js';
+import type { Queryable } from './store.js';
+import { toView, type ViewRow } from './rows.js';
+import { ADVANCE_FENCE, FENCE_HOLDS, fenceParams, LOCKED_STATEMENT, readForHolder, type DbFence } from './locked.js';
 
 type ClaimRow = {
   id: string;
@@ -83,7 +45,7 @@ export async function claimDueCircuits(q: Queryable, now: Date, limit: number, d
   const r = await q.query<ClaimRow>(
     `WITH due AS (
        SELECT id FROM circuits
-        WHERE deleted_at IS NULL AND hc_path IS NOT NULL AND next_probe_at <= $3::timestamptz
+        WHERE deleted_at IS NULL AND unload_requested_at IS NULL AND hc_path IS NOT NULL AND next_probe_at <= $3::timestamptz
         ORDER BY next_probe_at
         LIMIT $2
         FOR UPDATE SKIP LOCKED),
@@ -145,7 +107,7 @@ const writeJson = (w: RouteHealthWrite, circuitId?: string) => ({
   e: w.lastError,
 });
 
-const FENCE = `r.host = u.h AND r.port = u.p
+const SAME_ROUTE_STATE = `r.host = u.h AND r.port = u.p
            AND r.health_status = u.st AND r.consecutive_successes = u.ps AND r.consecutive_failures = u.pf
            AND r.last_checked_at IS NOT DISTINCT FROM u.pc`;
 
@@ -166,7 +128,7 @@ export async function persistCounters(q: Queryable, writes: readonly CounterWrit
          FROM routes r
          JOIN u ON r.circuit_id = u.c AND r.route_id = u.r
          JOIN circuits c ON c.id = r.circuit_id AND c.deleted_at IS NULL
-        WHERE ${FENCE}
+        WHERE ${SAME_ROUTE_STATE}
         ORDER BY r.circuit_id, r.route_id
         FOR UPDATE OF r)
      UPDATE routes r
@@ -183,88 +145,53 @@ export interface AppliedHealth extends CircuitView {
   changed: Array<{ routeId: string; from: HealthStatus; to: HealthStatus }>;
 }
 
-interface ViewRow {
-  circuit: Parameters<typeof circuitFromRows>[0];
-  routes: Parameters<typeof circuitFromRows>[1] | null;
-  worker: { authority: string; hostname: string; wildcard_domain: string | null; tls: boolean };
-}
-
-const workerFromRow = (w: ViewRow['worker']): Worker => ({
-  authority: w.authority,
-  hostname: w.hostname,
-  wildcardDomain: w.wildcard_domain,
-  tls: w.tls,
-});
-
-const toView = (r: ViewRow): CircuitView => ({
-  circuit: circuitFromRows(r.circuit, r.routes ?? []),
-  worker: workerFromRow(r.worker),
-});
-
 const ROUTE_COLUMNS = `route_id, session_id, host, port, traffic_ratio, position, health_status, consecutive_successes,
                        consecutive_failures, last_checked_at, last_error, created_at`;
 
 /**
  * The locked half of a health update, for use as propagate's `change` (so it runs under the
- * circuit's lock, after the lock was acquired). In one statement: writes status and counters of
- * the routes whose identity and health state still match, bumps the generation if (and only if)
- * some status actually changed and the circuit is live, and returns the circuit as committed.
- * A deleted circuit is returned unchanged (propagate then finds its tombstone and writes nothing);
- * an unknown one is null.
+ * circuit's lock, after the lock was acquired). In one statement: advances the fence, writes
+ * status and counters of the routes whose identity and health state still match, bumps the
+ * generation if (and only if) some status actually changed and the circuit is live, and returns
+ * the circuit as committed. A deleted circuit is returned unchanged (propagate then finds its
+ * tombstone and writes nothing); an unknown one is null; a stale fence throws StaleFenceError.
  */
-export async function applyHealthChanges(
-  q: Queryable,
-  circuitId: string,
-  writes: readonly RouteHealthWrite[],
-  fence?: Fence,
-): Promise<AppliedHealth | null> {
+export async function applyHealthChanges(q: Queryable, circuitId: string, writes: readonly RouteHealthWrite[], f: DbFence): Promise<AppliedHealth | null> {
   for (let attempt = 1; ; attempt++) {
-    const applied = await applyHealthChangesOnce(q, circuitId, writes, fence);
+    const applied = await applyHealthChangesOnce(q, circuitId, writes, f);
     if (applied !== 'retry') return applied;
-    // Not applied: the circuit was deleted, a newer lock holder wrote, or another generation
-    // committed after this statement's snapshot (its routes would be stale): find out which.
-    const s = await q.query<{ deleted: boolean; stale: boolean }>(
-      'SELECT deleted_at IS NOT NULL AS deleted, lock_revision > $2::bigint AS stale FROM circuits WHERE id = $1',
-      [circuitId, fence ?? null],
-    );
-    const row = s.rows[0];
-    if (row === undefined) return null;
-    if (row.deleted) {
-      const view = await readCircuit(q, circuitId);
-      return view === null ? null : { ...view, changed: [] };
-    }
-    if (row.stale === true) throw new StaleLockError(`circuit ${circuitId} was changed under a newer lock; health results discarded`);
+    // Not applied: the circuit was deleted, a newer lock holder touched it, or another generation
+    // committed after this statement's snapshot (its routes would be stale). The fenced read tells
+    // which (and throws for a stale fence).
+    const view = await readForHolder(q, circuitId, f);
+    if (view === null) return null;
+    if (view.circuit.deletedAt !== null) return { ...view, changed: [] };
     if (attempt >= 3) throw new ConflictError(`circuit ${circuitId} kept changing concurrently; health results discarded`, 'generation-mismatch');
   }
 }
 
-async function applyHealthChangesOnce(
-  q: Queryable,
-  circuitId: string,
-  writes: readonly RouteHealthWrite[],
-  fence: Fence | undefined,
-): Promise<AppliedHealth | null | 'retry'> {
+async function applyHealthChangesOnce(q: Queryable, circuitId: string, writes: readonly RouteHealthWrite[], f: DbFence): Promise<AppliedHealth | null | 'retry'> {
   // The snap guard: the circuit row is locked (and re-read) only if no other generation committed
   // after this statement's snapshot, so the routes returned below are the committed ones (a
-  // concurrent replaceRoutes would otherwise leave a removed route in the returned view). The
-  // lock_revision guard fences the write like every change under a circuit lock (DESIGN I3).
-  const r = await q.query<ViewRow & { changed: Array<[string, HealthStatus, HealthStatus]>; locked: boolean }>(
-    `WITH u AS (
-       SELECT * FROM jsonb_to_recordset($2::jsonb)
+  // concurrent replaceRoutes would otherwise leave a removed route in the returned view).
+  const r = await q.query<ViewRow & { changed: Array<[string, HealthStatus, HealthStatus]> }>(
+    `${LOCKED_STATEMENT}
+     WITH u AS (
+       SELECT * FROM jsonb_to_recordset($4::jsonb)
          AS u(r uuid, h text, p int, st text, ps int, pf int, pc timestamptz, nst text, s int, f int, at timestamptz, e text)),
      snap AS (
        SELECT generation FROM circuits WHERE id = $1),
      live AS (
-       SELECT id FROM circuits
-        WHERE id = $1 AND deleted_at IS NULL AND generation = (SELECT generation FROM snap)
-          AND ($3::bigint IS NULL OR lock_revision <= $3::bigint)
+       SELECT c.id FROM circuits c
+        WHERE c.id = $1 AND c.deleted_at IS NULL AND c.generation = (SELECT generation FROM snap)
+          AND ${FENCE_HOLDS}
         FOR UPDATE),
      t AS (
        SELECT r.route_id, u.st AS prev_status
          FROM routes r
          JOIN live ON r.circuit_id = live.id
          JOIN u ON r.route_id = u.r
-        WHERE ${FENCE}
+        WHERE ${SAME_ROUTE_STATE}
         ORDER BY r.route_id
         FOR UPDATE OF r),
      upd AS (
@@ -275,8 +202,8 @@ async function applyHealthChangesOnce(
         WHERE r.circuit_id = $1 AND r.route_id = t.route_id
        RETURNING ${ROUTE_COLUMNS.split(',').map((c) => `r.${c.trim()}`).join(', ')}, t.prev_status),
      bump AS (
-       UPDATE circuits c
-          SET lock_revision = COALESCE($3::bigint, c.lock_revision),
+       UPDATE circuits AS c
+          SET ${ADVANCE_FENCE},
               generation = c.generation + CASE WHEN EXISTS (SELECT 1 FROM upd WHERE upd.health_status <> upd.prev_status) THEN 1 ELSE 0 END,
               updated_at = now()
          FROM live
@@ -288,38 +215,22 @@ async function applyHealthChangesOnce(
                       WHERE r.circuit_id = $1 AND r.route_id NOT IN (SELECT route_id FROM upd)
                      UNION ALL
                      SELECT ${ROUTE_COLUMNS} FROM upd) x) AS routes,
-            row_to_json(w) AS worker,
+            (SELECT row_to_json(w) FROM workers w WHERE w.authority = bump.worker) AS worker,
             (SELECT coalesce(json_agg(json_build_array(upd.route_id, upd.prev_status, upd.health_status)), '[]'::json)
-               FROM upd WHERE upd.health_status <> upd.prev_status) AS changed,
-            true AS locked
-       FROM bump JOIN workers w ON w.authority = bump.worker`,
-    [circuitId, JSON.stringify(writes.map((w) => writeJson(w))), fence ?? null],
+               FROM upd WHERE upd.health_status <> upd.prev_status) AS changed
+       FROM bump`,
+    [...fenceParams(circuitId, f), JSON.stringify(writes.map((w) => writeJson(w)))],
   );
   const row = r.rows[0];
   if (row === undefined) return 'retry';
   return { ...toView(row), changed: row.changed.map(([routeId, from, to]) => ({ routeId, from, to })) };
 }
 
-/** One page of live circuits (with routes and worker) in id order, for the drift check. */
-export async function readLiveCircuitsPage(q: Queryable, afterId: string | null, limit: number): Promise<CircuitView[]> {
-  const r = await q.query<ViewRow>(
-    `SELECT row_to_json(c) AS circuit,
-            (SELECT json_agg(row_to_json(r) ORDER BY r.position) FROM routes r WHERE r.circuit_id = c.id) AS routes,
-            row_to_json(w) AS worker
-       FROM circuits c JOIN workers w ON w.authority = c.worker
-      WHERE c.deleted_at IS NULL AND ($1::uuid IS NULL OR c.id > $1::uuid)
-      ORDER BY c.id
-      LIMIT $2`,
-    [afterId, limit],
-  );
-  return r.rows.map(toView);
-}
-
 /** When the next circuit falls due, and the smallest interval (nulls when nothing is probed). */
 export async function nextDue(q: Queryable): Promise<{ at: Date | null; minIntervalSeconds: number | null }> {
   const r = await q.query<{ at: string | Date | null; min_interval: number | null }>(
     `SELECT min(next_probe_at) AS at, min(hc_interval_seconds) AS min_interval
-       FROM circuits WHERE deleted_at IS NULL AND hc_path IS NOT NULL`,
+       FROM circuits WHERE deleted_at IS NULL AND unload_requested_at IS NULL AND hc_path IS NOT NULL`,
   );
   const row = r.rows[0];
   return {

@@ -1,290 +1,329 @@
-// Drift repair and orphan cleanup (DESIGN I2, §3 "The same sweep repairs drift").
-//
-//   1. etcd first: one range read of the meta prefix and one of `<traefikRoot>/`, at ONE revision
-//      (paged when large, so memory stays flat: keys are folded into per-circuit digests as they
-//      stream in, never kept). Reading etcd before the database matters: every key in etcd was
-//      written after its circuit's row committed, so the database read that follows sees every
-//      circuit that owns a key we saw, and a circuit being created is never taken for an orphan.
-//   2. the database: all live circuits with their routes, in id-ordered pages, each rendered
-//      and compared with etcd (meta generation, tombstone flag, digest of the keys).
-//   3. everything that differs goes through a fenced path:
-//        live circuit with a wrong generation, a live meta of a deleted circuit, a missing or
-//        altered key, an extra key  -> propagate (lock, fresh read, diff, fenced apply)
-//        keys of a deleted circuit under its worker                  -> propagate (deletes, tombstone)
-//        keys named after an unknown circuit, or under a foreign worker -> removeOrphanKeys (lock)
-//        keys under a worker root that name no circuit               -> removeOrphanKeys (mod_revision)
-//      Keys under `<traefikRoot>/` but outside any `worker_<authority>` root are no worker's
-//      configuration and are left alone (counted).
-import type { Etcd3, IKeyValue } from 'etcd3';
+// Drift: what etcd holds vs render(database) (DESIGN I2, I7). `computeDrift` only reads (it is
+// what `circuitry drift` prints); `repairDrift` converges what circuitry owns, through fenced paths:
+//   a live circuit whose keys or meta differ           -> propagate (lock, fresh read, fenced apply)
+//   a deleted circuit with keys, a live meta, or a frontend not yet released -> propagate
+//   keys of a known circuit under another worker's root -> deleted under the circuit's lock
+//   keys named after a circuit the database does not know -> reported; deleted under its lock
+//                                                         only with ORPHAN_POLICY=delete
+//   keys under a worker root outside circuitry's naming (an operator's static router, say)
+//                                                      -> reported, never touched
+//   tombstones older than TOMBSTONE_RETENTION_SECONDS of released deletions -> retired (guarded delete)
+// Keys under `<traefikRoot>/` but outside any `worker_<authority>` root are no worker's
+// configuration: counted, never touched.
 import pLimit from 'p-limit';
-import { metaCircuitsPrefix } from '../circuits/layout.js';
-import { propagate } from '../circuits/propagate.js';
-import { generationsOf, type Queryable } from '../db/circuits.js';
-import { readLiveCircuitsPage } from '../db/health.js';
-import { decodeMeta, type CircuitMeta } from '../etcd/fenced-apply.js';
-import { enc, kvKey, kvValue, prefixEnd } from '../etcd/keys.js';
-import { deadline } from '../etcd/client.js';
+import { circuitOfMetaKey, decodeMeta, deleteIfUnchanged, metaCircuitsPrefix, metaKey, scanPrefix, type CircuitMeta } from '../etcd/index.js';
+import { circuitStates, deletedAndReleasedBefore, pageLiveCircuits, unreleasedDeletions, type Queryable } from '../db/index.js';
 import { render } from '../traefik/render.js';
-import { circuitIdOfKey, isCircuitId, workerRoot } from '../traefik/names.js';
+import { circuitIdOfKey, workerRoot } from '../traefik/names.js';
 import type { Invocation } from '../runtime.js';
+import { propagate } from '../circuits/propagate.js';
 import { KeySetDigest } from './digest.js';
-import { removeOrphanKeys, type OrphanTarget } from './orphans.js';
+import { removeOrphanCircuit, type OrphanCircuit } from './orphans.js';
+
+export type { OrphanCircuit };
 import type { SweepLog } from './log.js';
-
-export interface DriftOptions {
-  /** Database statements go through this (counted by the caller). */
-  db: Queryable;
-  propagateConcurrency: number;
-  /** Live circuits read per database round trip. */
-  circuitsPageSize: number;
-  /** Keys read per etcd range request. */
-  keysPageSize: number;
-  log: SweepLog;
-  /**
-   * Circuits another part of the sweep still owns (claimed for probing and not finished): a drift
-   * found in one of them is returned in `deferred` instead of being repaired now, so that the
-   * caller repairs it only if its own propagate did not already converge the circuit.
-   */
-  owned?: (circuitId: string) => boolean;
-}
-
-export interface DriftStats {
-  circuitsChecked: number;
-  driftDetected: number;
-  /** Circuits whose keys or meta a propagate actually rewrote. */
-  driftRepaired: number;
-  /** Circuits whose database state could not be applied to etcd (next sweep retries). */
-  notApplied: number;
-  orphanCircuits: number;
-  /** Keys deleted by orphan cleanup (circuit-named and foreign). */
-  orphansRemoved: number;
-  keysOutsideWorkerRoots: number;
-  unknownMeta: number;
-  renderErrors: number;
-  etcdTxns: number;
-  etcdRpcs: number;
-  lockAcquisitions: number;
-  errors: string[];
-  /** Drifted circuits left to the caller (see DriftOptions.owned): id -> worker. */
-  deferred: Map<string, string>;
-}
-
-const MAX_ERRORS = 100;
-const pushError = (stats: Pick<DriftStats, 'errors'>, message: string): void => {
-  if (stats.errors.length < MAX_ERRORS) stats.errors.push(message);
-};
+import { addError } from './stats.js';
 
 const AUTHORITY_RE = /^[a-z0-9-]{1,63}$/;
+const SAMPLE = 20;
 
-/** Streams every kv under prefix in pages, all at one revision; returns that revision. */
-async function scanPrefix(
-  etcd: Etcd3,
-  prefix: string,
-  pageSize: number,
-  timeoutMs: number,
-  revision: string | undefined,
-  onKv: (kv: IKeyValue) => void,
-): Promise<{ revision: string; rpcs: number }> {
-  const end = prefixEnd(enc(prefix));
-  let from = enc(prefix);
-  let rev = revision;
-  let rpcs = 0;
-  for (;;) {
-    const r = await etcd.kv.range(
-      { key: from, range_end: end, limit: pageSize, ...(rev !== undefined ? { revision: rev } : {}) },
-      deadline(timeoutMs),
-    );
-    rpcs++;
-    rev ??= r.header.revision;
-    for (const kv of r.kvs) onKv(kv);
-    const last = r.kvs[r.kvs.length - 1];
-    if (!r.more || last === undefined) break;
-    from = Buffer.concat([last.key, Buffer.from([0])]);
-  }
-  return { revision: rev!, rpcs };
+export interface DriftScanOptions {
+  /** Database statements go through this (counted by the caller). */
+  db: Queryable;
+  circuitsPageSize: number;
+  keysPageSize: number;
+  log: SweepLog;
+  /** Called between etcd pages (tests force a compaction here). */
+  betweenPages?: () => Promise<void>;
 }
 
-interface Found {
-  authority: string;
-  circuitId: string;
-  digest: KeySetDigest;
+export interface DriftPlan {
+  /** The etcd revision the scan describes. */
+  revision: string;
+  circuitsChecked: number;
+  /** Circuits the fenced write path must converge: id -> worker and why. */
+  repairs: Map<string, { worker: string; reason: string }>;
+  orphans: OrphanCircuit[];
+  /** Keys under worker roots outside circuitry's naming: count and the first few. */
+  foreignKeys: { count: number; sample: string[] };
+  keysOutsideWorkerRoots: number;
+  /** Metas of circuits the database does not know. */
+  unknownMetas: Array<{ circuitId: string; deleted: boolean; modRevision: string }>;
+  tombstonesToRetire: Array<{ circuitId: string; modRevision: string }>;
+  renderErrors: Array<{ circuitId: string; error: string }>;
+  etcdRpcs: number;
+  /** Scans started over because compaction removed their revision. */
+  scanRestarts: number;
 }
 
-export async function repairDrift(inv: Invocation, opts: DriftOptions): Promise<DriftStats> {
+export async function computeDrift(inv: Invocation, o: DriftScanOptions): Promise<DriftPlan> {
   const { etcd, config } = inv.rt;
-  const stats: DriftStats = {
-    circuitsChecked: 0,
-    driftDetected: 0,
-    driftRepaired: 0,
-    notApplied: 0,
-    orphanCircuits: 0,
-    orphansRemoved: 0,
-    keysOutsideWorkerRoots: 0,
-    unknownMeta: 0,
-    renderErrors: 0,
-    etcdTxns: 0,
-    etcdRpcs: 0,
-    lockAcquisitions: 0,
-    errors: [],
-    deferred: new Map(),
-  };
   const timeoutMs = config.etcd.timeoutMs;
+  const plan: DriftPlan = {
+    revision: '0',
+    circuitsChecked: 0,
+    repairs: new Map(),
+    orphans: [],
+    foreignKeys: { count: 0, sample: [] },
+    keysOutsideWorkerRoots: 0,
+    unknownMetas: [],
+    tombstonesToRetire: [],
+    renderErrors: [],
+    etcdRpcs: 0,
+    scanRestarts: 0,
+  };
 
-  // ---- 1. etcd, at one revision -------------------------------------------------------------
-  const metaPrefix = metaCircuitsPrefix(config.metaPrefix);
-  const metas = new Map<string, CircuitMeta | null>();
-  const m = await scanPrefix(etcd, metaPrefix, opts.keysPageSize, timeoutMs, undefined, (kv) => {
-    const id = kvKey(kv).slice(metaPrefix.length);
-    if (isCircuitId(id)) metas.set(id, decodeMeta(kvValue(kv)));
-  });
-  stats.etcdRpcs += m.rpcs;
-
+  // ---- 1. etcd, both prefixes at one revision --------------------------------------------------
+  const metas = new Map<string, { meta: CircuitMeta | null; modRevision: string }>();
+  const found = new Map<string, { authority: string; circuitId: string; digest: KeySetDigest }>(); // `${authority}/${id}`
+  const foreign = { count: 0, sample: [] as string[] };
+  let outside = 0;
   const rootPrefix = `${config.traefikRoot}/`;
-  const found = new Map<string, Found>(); // `${authority}/${circuitId}`
-  const foreign: Array<{ key: string; modRevision: string }> = [];
-  const t = await scanPrefix(etcd, rootPrefix, opts.keysPageSize, timeoutMs, m.revision, (kv) => {
-    const key = kvKey(kv);
-    const rest = key.slice(rootPrefix.length);
-    const slash = rest.indexOf('/');
-    const seg = slash < 0 ? rest : rest.slice(0, slash);
-    const authority = seg.startsWith('worker_') ? seg.slice('worker_'.length) : '';
-    if (slash < 0 || !AUTHORITY_RE.test(authority)) {
-      stats.keysOutsideWorkerRoots++;
-      return;
+  for (let attempt = 0; ; attempt++) {
+    metas.clear();
+    found.clear();
+    foreign.count = 0;
+    foreign.sample = [];
+    outside = 0;
+    const m = await scanPrefix(etcd, metaCircuitsPrefix(config.metaPrefix), {
+      pageSize: o.keysPageSize,
+      timeoutMs,
+      ...(o.betweenPages ? { betweenPages: o.betweenPages } : {}),
+      onRestart: () => metas.clear(),
+      onKv: (kv) => {
+        const id = circuitOfMetaKey(config.metaPrefix, kv.key.toString('utf8'));
+        if (id !== null) metas.set(id, { meta: decodeMeta(kv.value.toString('utf8')), modRevision: kv.mod_revision });
+      },
+    });
+    plan.etcdRpcs += m.rpcs;
+    plan.scanRestarts += m.restarts;
+    try {
+      const t = await scanPrefix(etcd, rootPrefix, {
+        pageSize: o.keysPageSize,
+        timeoutMs,
+        revision: m.revision,
+        maxRestarts: 0,
+        ...(o.betweenPages ? { betweenPages: o.betweenPages } : {}),
+        onKv: (kv) => {
+          const key = kv.key.toString('utf8');
+          const rest = key.slice(rootPrefix.length);
+          const slash = rest.indexOf('/');
+          const seg = slash < 0 ? rest : rest.slice(0, slash);
+          const authority = seg.startsWith('worker_') ? seg.slice('worker_'.length) : '';
+          if (slash < 0 || !AUTHORITY_RE.test(authority)) {
+            outside++;
+            return;
+          }
+          const circuitId = circuitIdOfKey(workerRoot(config.traefikRoot, authority), key);
+          if (circuitId === null) {
+            foreign.count++;
+            if (foreign.sample.length < SAMPLE) foreign.sample.push(key);
+            return;
+          }
+          const k = `${authority}/${circuitId}`;
+          let f = found.get(k);
+          if (f === undefined) found.set(k, (f = { authority, circuitId, digest: new KeySetDigest() }));
+          f.digest.add(key, kv.value.toString('utf8'));
+        },
+      });
+      plan.etcdRpcs += t.rpcs;
+      plan.revision = m.revision;
+      break;
+    } catch (err) {
+      // The meta scan's revision was compacted before the key scan finished: both start over at
+      // a newer revision (they must describe one state).
+      if (attempt >= 3 || !/compacted/i.test((err as Error).message)) throw err;
+      plan.scanRestarts++;
     }
-    const circuitId = circuitIdOfKey(workerRoot(config.traefikRoot, authority), key);
-    if (circuitId === null) {
-      foreign.push({ key, modRevision: kv.mod_revision });
-      return;
-    }
-    const id = `${authority}/${circuitId}`;
-    let f = found.get(id);
-    if (f === undefined) {
-      f = { authority, circuitId, digest: new KeySetDigest() };
-      found.set(id, f);
-    }
-    f.digest.add(key, kvValue(kv));
-  });
-  stats.etcdRpcs += t.rpcs;
+  }
+  plan.foreignKeys = foreign;
+  plan.keysOutsideWorkerRoots = outside;
 
-  // ---- 2. the database, page by page --------------------------------------------------------
-  const toPropagate = new Map<string, string>(); // circuit id -> worker
+  // ---- 2. live circuits, page by page ----------------------------------------------------------
   const renderOpts = { traefikRoot: config.traefikRoot, extraMiddlewares: config.traefikExtraMiddlewares };
-  let after: string | null = null;
-  for (;;) {
-    const page = await readLiveCircuitsPage(opts.db, after, opts.circuitsPageSize);
+  for (let after: string | null = null; ; ) {
+    const page = await pageLiveCircuits(o.db, after, o.circuitsPageSize);
     for (const { circuit, worker } of page) {
-      stats.circuitsChecked++;
+      plan.circuitsChecked++;
       const id = circuit.id;
-      const f = found.get(`${circuit.worker}/${id}`);
-      found.delete(`${circuit.worker}/${id}`);
-      const meta = metas.get(id);
+      const k = `${circuit.worker}/${id}`;
+      const f = found.get(k);
+      found.delete(k);
+      const m = metas.get(id);
       metas.delete(id);
       let desired: KeySetDigest;
       try {
         desired = KeySetDigest.of(render(circuit, worker, renderOpts));
       } catch (err) {
-        stats.renderErrors++;
-        opts.log.error('drift: cannot render circuit', { circuitId: id, error: (err as Error).message });
+        plan.renderErrors.push({ circuitId: id, error: (err as Error).message });
         continue;
       }
       const keysMatch = f === undefined ? desired.count === 0 : f.digest.equals(desired);
-      const metaMatches = meta != null && meta.generation === circuit.generation && !meta.deleted;
+      const meta = m?.meta ?? null;
+      const metaMatches = meta !== null && meta.generation === circuit.generation && !meta.deleted;
       if (!keysMatch || !metaMatches) {
-        toPropagate.set(id, circuit.worker);
-        opts.log.info('drift: circuit differs from the database', {
-          circuitId: id,
-          reason: !metaMatches ? (meta == null ? 'no meta' : `meta generation ${meta.generation}${meta.deleted ? ' (tombstone)' : ''}`) : 'keys differ',
-          generation: circuit.generation,
-        });
+        const reason = !metaMatches ? (meta === null ? 'no meta' : `meta generation ${meta.generation}${meta.deleted ? ' (tombstone)' : ''}, database ${circuit.generation}`) : 'keys differ';
+        plan.repairs.set(id, { worker: circuit.worker, reason });
       }
     }
-    if (page.length < opts.circuitsPageSize) break;
+    if (page.length < o.circuitsPageSize) break;
     after = page[page.length - 1]!.circuit.id;
   }
 
-  // ---- 3. what etcd has and no live circuit renders -----------------------------------------
-  const liveMetaLeft = [...metas].filter(([, v]) => v === null || !v.deleted).map(([id]) => id);
-  const leftIds = [...new Set([...[...found.values()].map((f) => f.circuitId), ...liveMetaLeft])];
-  const known = leftIds.length > 0 ? await generationsOf(opts.db, leftIds) : new Map<string, { worker: string; deleted: boolean }>();
-  const orphans: OrphanTarget[] = [];
+  // ---- 3. deleted circuits whose frontend is not released yet -----------------------------------
+  for (let after: string | null = null; ; ) {
+    const page = await unreleasedDeletions(o.db, after, o.circuitsPageSize);
+    for (const d of page) plan.repairs.set(d.id, { worker: d.worker, reason: 'deleted; keys not yet confirmed gone' });
+    if (page.length < o.circuitsPageSize) break;
+    after = page[page.length - 1]!.id;
+  }
+
+  // ---- 4. what etcd has and no live circuit renders -------------------------------------------
+  const leftIds = [...new Set([...[...found.values()].map((f) => f.circuitId), ...metas.keys()])];
+  const known = await circuitStates(o.db, leftIds);
   for (const f of found.values()) {
     const k = known.get(f.circuitId);
     if (k !== undefined && k.worker === f.authority) {
-      toPropagate.set(f.circuitId, k.worker);
+      if (!plan.repairs.has(f.circuitId)) plan.repairs.set(f.circuitId, { worker: k.worker, reason: 'deleted circuit still has keys' });
       continue;
     }
-    const root = workerRoot(config.traefikRoot, f.authority);
-    orphans.push({
-      kind: 'circuit',
-      circuitId: f.circuitId,
-      root,
-      // An unknown id is re-checked under the lock; a known circuit's worker never changes.
-      ...(k === undefined
-        ? { stillOrphan: async () => (await generationsOf(opts.db, [f.circuitId])).get(f.circuitId)?.worker !== f.authority }
-        : {}),
-    });
+    plan.orphans.push({ circuitId: f.circuitId, root: workerRoot(config.traefikRoot, f.authority), keys: f.digest.count, known: k !== undefined });
   }
-  for (const id of liveMetaLeft) {
+  const tombstones: Array<{ circuitId: string; modRevision: string }> = [];
+  for (const [id, m] of metas) {
     const k = known.get(id);
-    if (k !== undefined) toPropagate.set(id, k.worker);
-    else stats.unknownMeta++;
-  }
-  for (const fk of foreign) orphans.push({ kind: 'foreign', ...fk });
-  stats.driftDetected = toPropagate.size;
-  stats.orphanCircuits = orphans.filter((o) => o.kind === 'circuit').length;
-  for (const [id, worker] of toPropagate) {
-    if (opts.owned?.(id) === true) {
-      stats.deferred.set(id, worker);
-      toPropagate.delete(id);
+    if (k === undefined) {
+      plan.unknownMetas.push({ circuitId: id, deleted: m.meta?.deleted === true, modRevision: m.modRevision });
+    } else if (m.meta === null || !m.meta.deleted || m.meta.generation !== k.generation) {
+      // A live (or unreadable, or outdated) meta of a deleted circuit: converge it.
+      if (!plan.repairs.has(id)) plan.repairs.set(id, { worker: k.worker, reason: 'deleted circuit without a current tombstone' });
+    } else if (!plan.repairs.has(id) && !plan.orphans.some((x) => x.circuitId === id)) {
+      tombstones.push({ circuitId: id, modRevision: m.modRevision });
     }
   }
-
-  // ---- 4. repair, all through fenced paths --------------------------------------------------
-  const limit = pLimit(opts.propagateConcurrency);
-  await Promise.all([
-    ...[...toPropagate].map(([id, worker]) => limit(() => repairCircuit(inv, id, worker, stats, opts.log))),
-    ...orphans.map((o) =>
-      limit(async () => {
-        try {
-          const r = await removeOrphanKeys(inv, o);
-          stats.etcdRpcs += r.etcdRpcs;
-          stats.etcdTxns += r.txns;
-          if (o.kind === 'circuit') stats.lockAcquisitions++;
-          stats.orphansRemoved += r.removed;
-          opts.log.info('orphan keys', { ...(o.kind === 'circuit' ? { circuitId: o.circuitId, root: o.root } : { key: o.key }), removed: r.removed, skipped: r.skipped });
-        } catch (err) {
-          stats.etcdRpcs += (err as { etcdRpcs?: number }).etcdRpcs ?? 0;
-          const what = o.kind === 'circuit' ? `${o.root} ${o.circuitId}` : o.key;
-          pushError(stats, `orphan cleanup ${what}: ${(err as Error).message}`);
-          opts.log.error('orphan cleanup failed', { target: what, error: (err as Error).message });
-        }
-      }),
-    ),
-  ]);
-  return stats;
+  const expired = await deletedAndReleasedBefore(o.db, tombstones.map((t) => t.circuitId), config.tombstoneRetentionSeconds);
+  plan.tombstonesToRetire = tombstones.filter((t) => expired.has(t.circuitId));
+  return plan;
 }
 
-/** Converges one circuit through propagate (lock, fresh read, fenced apply), counting into stats. */
-export async function repairCircuit(
-  inv: Invocation,
-  id: string,
-  worker: string,
-  stats: Pick<DriftStats, 'etcdRpcs' | 'etcdTxns' | 'lockAcquisitions' | 'driftRepaired' | 'notApplied' | 'errors'>,
-  log: SweepLog,
-): Promise<void> {
+export interface DriftRepair {
+  driftRepaired: number;
+  notApplied: number;
+  frontendsReleased: number;
+  orphansRemoved: number;
+  tombstonesRetired: number;
+  etcdTxns: number;
+  etcdRpcs: number;
+  lockAcquisitions: number;
+  errors: string[];
+  errorCount: number;
+  /** Repairs left to the caller (circuits it still owns): id -> worker. */
+  deferred: Map<string, string>;
+}
+
+export interface RepairOptions {
+  propagateConcurrency: number;
+  log: SweepLog;
+  /**
+   * Circuits another part of the sweep still owns (claimed for probing): their repair is returned
+   * in `deferred`, so the caller repairs them only if its own propagate did not converge them.
+   */
+  owned?: (circuitId: string) => boolean;
+}
+
+export const emptyRepair = (): DriftRepair => ({
+  driftRepaired: 0,
+  notApplied: 0,
+  frontendsReleased: 0,
+  orphansRemoved: 0,
+  tombstonesRetired: 0,
+  etcdTxns: 0,
+  etcdRpcs: 0,
+  lockAcquisitions: 0,
+  errors: [],
+  errorCount: 0,
+  deferred: new Map(),
+});
+
+export async function repairDrift(inv: Invocation, plan: DriftPlan, o: RepairOptions): Promise<DriftRepair> {
+  const { config, etcd } = inv.rt;
+  const out = emptyRepair();
+  const limit = pLimit(o.propagateConcurrency);
+  const policy = config.orphanPolicy;
+  for (const [id, r] of plan.repairs) o.log.info('drift: circuit differs from the database', { circuitId: id, reason: r.reason });
+  for (const e of plan.renderErrors) o.log.error('drift: cannot render circuit', { circuitId: e.circuitId, error: e.error });
+  if (plan.foreignKeys.count > 0 || plan.keysOutsideWorkerRoots > 0) {
+    o.log.info('drift: keys outside circuitry naming left alone', { foreignKeys: plan.foreignKeys.count, sample: plan.foreignKeys.sample.slice(0, 5), keysOutsideWorkerRoots: plan.keysOutsideWorkerRoots });
+  }
+  const tasks: Array<Promise<void>> = [];
+  for (const [id, r] of plan.repairs) {
+    if (o.owned?.(id) === true) {
+      out.deferred.set(id, r.worker);
+      continue;
+    }
+    tasks.push(limit(() => repairCircuit(inv, id, r.worker, out, o.log)));
+  }
+  for (const orphan of plan.orphans) {
+    if (!orphan.known && policy !== 'delete') {
+      o.log.warn('orphan keys: named after a circuit the database does not know (ORPHAN_POLICY=report)', { circuitId: orphan.circuitId, root: orphan.root, keys: orphan.keys });
+      continue;
+    }
+    tasks.push(
+      limit(async () => {
+        try {
+          const r = await removeOrphanCircuit(inv, orphan, inv.rt.db);
+          out.etcdRpcs += r.etcdRpcs;
+          out.etcdTxns += r.txns;
+          out.lockAcquisitions++;
+          out.orphansRemoved += r.removed;
+          o.log.info('orphan keys removed', { circuitId: orphan.circuitId, root: orphan.root, removed: r.removed, skipped: r.skipped });
+        } catch (err) {
+          addError(out, `orphan cleanup ${orphan.root} ${orphan.circuitId}: ${(err as Error).message}`);
+          o.log.error('orphan cleanup failed', { circuitId: orphan.circuitId, root: orphan.root, error: (err as Error).message });
+        }
+      }),
+    );
+  }
+  const retire = async (circuitId: string, modRevision: string, why: string) => {
+    try {
+      out.etcdTxns++;
+      out.etcdRpcs++;
+      if (await deleteIfUnchanged(etcd, metaKey(config.metaPrefix, circuitId), modRevision, config.etcd.timeoutMs)) {
+        out.tombstonesRetired++;
+        o.log.info('tombstone retired', { circuitId, why });
+      }
+    } catch (err) {
+      addError(out, `retiring meta of ${circuitId}: ${(err as Error).message}`);
+    }
+  };
+  for (const t of plan.tombstonesToRetire) tasks.push(limit(() => retire(t.circuitId, t.modRevision, 'retention')));
+  for (const m of plan.unknownMetas) {
+    // Our own namespace: a tombstone of a purged circuit is retired; a live meta of an unknown
+    // circuit goes with its keys under ORPHAN_POLICY=delete only.
+    if (m.deleted) tasks.push(limit(() => retire(m.circuitId, m.modRevision, 'circuit purged from the database')));
+    else if (policy === 'delete') {
+      tasks.push(limit(() => retire(m.circuitId, m.modRevision, 'ORPHAN_POLICY=delete: unknown circuit')));
+    } else o.log.warn('meta of a circuit the database does not know', { circuitId: m.circuitId });
+  }
+  await Promise.all(tasks);
+  return out;
+}
+
+/** Converges one circuit through propagate (lock, fresh read, fenced apply), counting into `into`. */
+export async function repairCircuit(inv: Invocation, id: string, worker: string, into: DriftRepair, log: SweepLog): Promise<void> {
   try {
     const r = await propagate(inv, id, { workerHint: worker });
-    stats.etcdRpcs += r.etcdRpcs;
-    stats.etcdTxns += r.txns;
-    stats.lockAcquisitions++;
-    if (r.applied && !r.unchanged) stats.driftRepaired++;
+    into.etcdRpcs += r.etcdRpcs;
+    into.etcdTxns += r.txns;
+    into.lockAcquisitions++;
+    if (r.applied && !r.unchanged) into.driftRepaired++;
+    if (r.frontendReleased === true) into.frontendsReleased++;
     if (!r.applied && r.found) {
-      stats.notApplied++;
+      into.notApplied++;
       log.warn('drift: not applied', { circuitId: id, reason: r.notAppliedReason });
     }
   } catch (err) {
-    pushError(stats, `propagate ${id}: ${(err as Error).message}`);
+    addError(into, `propagate ${id}: ${(err as Error).message}`);
     log.error('drift: propagate failed', { circuitId: id, error: (err as Error).message });
   }
 }

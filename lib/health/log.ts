@@ -1,5 +1,5 @@
-// The logging the sweep needs: a subset of @aws-lambda-powertools/logger's Logger, so the
-// handler can pass its logger as is.
+// The logging the sweep needs: a subset of @aws-lambda-powertools/logger's Logger, so the handler
+// can pass its logger as is and tests can pass a silent one.
 export interface SweepLog {
   debug(message: string, extra?: Record<string, unknown>): void;
   info(message: string, extra?: Record<string, unknown>): void;

@@ -1,86 +1,50 @@
-// Removal of keys under a worker's Traefik root that no live circuit renders, for the cases the
-// regular write path cannot handle (propagate only manages a circuit known to the database, under
-// its own worker's root):
-//   - keys named after a circuit id the database does not know, or found under another worker's
-//     root than the circuit's: deleted by prefix in ONE transaction guarded by the circuit's lock
-//     (the same lock every writer of that circuit takes), which also releases the lock;
-//   - keys that carry no circuit name at all: each deleted in a transaction guarded on its
-//     mod_revision being the one we read, so a key rewritten since is left alone.
-import { lockPrefix } from '../circuits/layout.js';
-import { withLock } from '../etcd/mutex.js';
-import { FencedWriteError } from '../etcd/fenced-apply.js';
-import { cmp, op } from '../etcd/keys.js';
-import { deadline } from '../etcd/client.js';
+// Removal of circuit-named keys that the regular write path cannot handle (propagate only manages
+// a circuit known to the database, under its own worker's root): the keys of a circuit found under
+// another worker's root than its own, and — with ORPHAN_POLICY=delete only — the keys named after
+// a circuit the database does not know. Deleted by subtree in ONE transaction guarded by the
+// circuit's lock (the lock every writer of that circuit takes), which also releases the lock; an
+// unknown circuit is re-checked in the database under the lock first.
+import { circuitStates, type Queryable } from '../db/index.js';
+import { deletePrefixesLocked, epochKey, lockPrefix, withLock } from '../etcd/index.js';
+import { FencedWriteError } from '../errors.js';
 import { circuitKeyPrefixes } from '../traefik/names.js';
 import type { Invocation } from '../runtime.js';
 
-export type OrphanTarget =
-  | {
-      kind: 'circuit';
-      circuitId: string;
-      /** The worker root the keys were found under: `<traefikRoot>/worker_<authority>`. */
-      root: string;
-      /** Re-checked under the lock (e.g. "the database still does not know this circuit"). */
-      stillOrphan?: () => Promise<boolean>;
-    }
-  | { kind: 'foreign'; key: string; modRevision: string };
+export interface OrphanCircuit {
+  circuitId: string;
+  /** The worker root the keys were found under. */
+  root: string;
+  keys: number;
+  /** The database knows the circuit (its keys are under another worker's root): ours to delete. */
+  known: boolean;
+}
 
 export interface OrphanRemoval {
-  /** Keys deleted. */
   removed: number;
-  /** Write transactions sent (a refused guarded delete counts too). */
   txns: number;
   etcdRpcs: number;
   /** Why nothing was deleted, when nothing was. */
-  skipped?: 'no-longer-orphan' | 'modified-since-read';
+  skipped?: 'no-longer-orphan';
 }
 
-export async function removeOrphanKeys(inv: Invocation, target: OrphanTarget): Promise<OrphanRemoval> {
-  const { etcd, config } = inv.rt;
+export async function removeOrphanCircuit(inv: Invocation, target: OrphanCircuit, db: Queryable): Promise<OrphanRemoval> {
+  const { config } = inv.rt;
   const rpcTimeoutMs = config.etcd.timeoutMs;
-  if (target.kind === 'foreign') {
-    const r = await etcd.kv.txn(
-      { compare: [cmp.modRevision(target.key, target.modRevision)], success: [op.del(target.key)], failure: [] },
-      deadline(rpcTimeoutMs),
-    );
-    const removed = r.succeeded ? Number(r.responses[0]?.response_delete_range.deleted ?? 0) : 0;
-    return { removed, txns: 1, etcdRpcs: 1, ...(r.succeeded ? {} : { skipped: 'modified-since-read' as const }) };
-  }
-
   const session = await inv.session();
-  const prefixes = circuitKeyPrefixes(target.root, target.circuitId);
-  let rpcs = 0;
-  try {
-    return await withLock(
-      etcd,
-      session,
-      lockPrefix(config.metaPrefix, target.circuitId),
-      { waitMs: config.lockWaitMs, rpcTimeoutMs },
-      async (acq) => {
-        rpcs += acq.rpcs;
-        if (target.stillOrphan !== undefined && !(await target.stillOrphan())) {
-          rpcs++; // the release
-          return { removed: 0, txns: 0, etcdRpcs: rpcs, skipped: 'no-longer-orphan' as const };
-        }
-        session.assertAlive();
-        const r = await etcd.kv.txn(
-          {
-            compare: [cmp.createRevision(acq.lock.key, acq.lock.createRevision)],
-            success: [...prefixes.map(op.delPrefix), op.del(acq.lock.key)],
-            failure: [],
-          },
-          deadline(rpcTimeoutMs),
-        );
-        rpcs++;
-        if (!r.succeeded) throw new FencedWriteError('lock-lost', 0);
-        acq.lock.released = true;
-        const removed = r.responses
-          .slice(0, prefixes.length)
-          .reduce((n, x) => n + Number(x.response_delete_range?.deleted ?? 0), 0);
-        return { removed, txns: 1, etcdRpcs: rpcs };
-      },
-    );
-  } catch (err) {
-    throw Object.assign(err as Error, { etcdRpcs: rpcs });
-  }
+  const authority = target.root.slice(target.root.lastIndexOf('/worker_') + '/worker_'.length);
+  return withLock(
+    session,
+    { prefix: lockPrefix(config.metaPrefix, target.circuitId), epochKey: epochKey(config.metaPrefix), waitMs: config.lockWaitMs, rpcTimeoutMs, holder: inv.label },
+    async (acq) => {
+      const rpcs = acq.rpcs;
+      if (!target.known) {
+        // A circuit created meanwhile (under this root) is no longer an orphan.
+        const state = (await circuitStates(db, [target.circuitId])).get(target.circuitId);
+        if (state !== undefined && state.worker === authority) return { removed: 0, txns: 0, etcdRpcs: rpcs + 1, skipped: 'no-longer-orphan' as const };
+      }
+      const r = await deletePrefixesLocked(acq.lock, circuitKeyPrefixes(target.root, target.circuitId), rpcTimeoutMs);
+      if (!r.applied) throw new FencedWriteError('lock-lost', 0);
+      return { removed: r.deleted, txns: 1, etcdRpcs: rpcs + 1 };
+    },
+  );
 }

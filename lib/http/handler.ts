@@ -15,14 +15,19 @@ export type HttpFn = (event: HttpEvent, context: HttpContext) => Promise<HttpRes
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export function httpHandler(fn: HttpFn) {
+export interface HttpHandlerOptions {
+  /** Routes served without a bearer token (GET /v2/health). */
+  isPublic?: (method: string, path: string) => boolean;
+}
+
+export function httpHandler(fn: HttpFn, opts: HttpHandlerOptions = {}) {
   return middy<HttpEvent, HttpResult, Error, HttpContext>()
     .use(doNotWaitForEmptyEventLoop({ runOnError: true }))
     .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false })) // never log events: they carry the bearer token
     .use(logMetrics(metrics))
     .use(problemErrors(() => Math.max(1, Math.ceil(getConfig().lockWaitMs / 1000))))
     .use(httpHeaderNormalizer())
-    .use(authenticate(() => getConfig().apiTokens))
+    .use(authenticate(() => getConfig().apiTokens, opts.isPublic))
     .use(jsonBody({ maxBytes: MAX_BODY_BYTES, required: (m) => m === 'POST' || m === 'PUT' }))
     .use(invocation())
     .handler(fn);

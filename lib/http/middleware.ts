@@ -23,9 +23,10 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  * (no early exit), so which of several rotated tokens matched does not leak either. The header
  * value is never logged or echoed.
  */
-export function authenticate(tokens: () => readonly string[]): Mw {
+export function authenticate(tokens: () => readonly string[], isPublic: (method: string, path: string) => boolean = () => false): Mw {
   return {
     before: (req: Req) => {
+      if (isPublic(req.event.requestContext?.http?.method ?? '', req.event.rawPath ?? '')) return;
       const header = req.event.headers?.authorization;
       // RFC 9110 §11.1: the scheme is case-insensitive; the token68 is visible ASCII.
       const m = header === undefined ? null : /^bearer ([\x21-\x7e]+)$/i.exec(header);
@@ -115,7 +116,7 @@ export function invocation(): Mw {
   };
   return {
     before: (req: Req) => {
-      req.context.inv = new Invocation(getRuntime());
+      req.context.inv = new Invocation(getRuntime(), `${req.context.functionName ?? 'local'}:${req.context.awsRequestId ?? ''}`);
     },
     after: close,
     onError: close,
@@ -143,7 +144,8 @@ export function problemErrors(retryAfterSeconds: () => number): Mw {
       } else {
         logger.info('request rejected', { status: problem.status, detail: problem.detail });
       }
-      req.response = problemResponse(problem, req.event.rawPath);
+      // The request id lets an operator find the request's log lines from a client's error report.
+      req.response = problemResponse(problem, req.event.requestContext?.requestId ?? req.context.awsRequestId);
     },
   };
 }

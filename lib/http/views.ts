@@ -1,8 +1,8 @@
 // The API's JSON shapes (DESIGN §5): the circuit as created, plus generation, route health and
 // sync state (database generation vs the generation applied in etcd).
-import type { CircuitView } from '../db/circuits.js';
 import type { PropagateResult } from '../circuits/propagate.js';
-import type { Worker } from '../model.js';
+import { circuitStatus } from '../circuits/status.js';
+import type { CircuitView, Worker } from '../model.js';
 
 export function circuitJson(v: CircuitView, appliedGeneration: number | null) {
   const c = v.circuit;
@@ -24,8 +24,10 @@ export function circuitJson(v: CircuitView, appliedGeneration: number | null) {
       health: r.health,
     })),
     generation: c.generation,
+    status: circuitStatus(c),
     createdAt: c.createdAt,
     deletedAt: c.deletedAt,
+    unloadRequestedAt: c.unloadRequestedAt,
     sync: { generation: c.generation, appliedGeneration },
   };
 }

@@ -5,6 +5,8 @@
 // shape: it is what makes `bai_service_<cid>_staging` unambiguous, and it means a key with a
 // malformed id was not written by us and is left alone by orphan cleanup.
 
+import type { PlanNames } from './plan.js';
+
 export const CIRCUIT_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function isCircuitId(s: string): boolean {
@@ -36,6 +38,13 @@ export function stagingServiceName(circuitId: string): string {
 }
 
 const PROTOCOLS = ['http', 'tcp'] as const;
+type Protocol = (typeof PROTOCOLS)[number];
+
+// The object paths below a worker root (Traefik's dynamic configuration tree). Every key of a
+// circuit lives under one of them.
+export const routerPath = (protocol: Protocol, circuitId: string): string => `${protocol}/routers/${circuitNames(circuitId).router}`;
+export const servicePath = (protocol: Protocol, serviceName: string): string => `${protocol}/services/${serviceName}`;
+export const allowListPath = (protocol: Protocol, circuitId: string): string => `${protocol}/middlewares/${circuitNames(circuitId).allowList}`;
 
 /**
  * Every key prefix under which a key of this circuit can live. Each ends with '/', so a
@@ -45,11 +54,24 @@ const PROTOCOLS = ['http', 'tcp'] as const;
 export function circuitKeyPrefixes(workerRootPath: string, circuitId: string): string[] {
   const n = circuitNames(circuitId);
   return PROTOCOLS.flatMap((p) => [
-    `${workerRootPath}/${p}/routers/${n.router}/`,
-    `${workerRootPath}/${p}/services/${n.service}/`,
-    `${workerRootPath}/${p}/middlewares/${n.allowList}/`,
-    `${workerRootPath}/${p}/services/${stagingServiceName(circuitId)}/`,
+    `${workerRootPath}/${routerPath(p, circuitId)}/`,
+    `${workerRootPath}/${servicePath(p, n.service)}/`,
+    `${workerRootPath}/${allowListPath(p, circuitId)}/`,
+    `${workerRootPath}/${servicePath(p, stagingServiceName(circuitId))}/`,
   ]);
+}
+
+/** The names the make-before-break planner (plan.ts) needs for one circuit. */
+export function planNames(traefikRoot: string, worker: string, circuitId: string, protocol: Protocol): PlanNames {
+  const root = workerRoot(traefikRoot, worker);
+  const service = circuitNames(circuitId).service;
+  const staging = stagingServiceName(circuitId);
+  return {
+    circuitPrefixes: circuitKeyPrefixes(root, circuitId),
+    routerPrefix: `${root}/${routerPath(protocol, circuitId)}/`,
+    canonicalService: { prefix: `${root}/${servicePath(protocol, service)}/`, name: service },
+    stagingService: { prefix: `${root}/${servicePath(protocol, staging)}/`, name: staging },
+  };
 }
 
 const UUID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';

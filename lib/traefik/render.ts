@@ -12,12 +12,11 @@ import {
   type Route,
   type Worker,
 } from '../model.js';
-import { circuitNames, isCircuitId, stagingServiceName, workerRoot } from './names.js';
+import { allowListPath, circuitNames, isCircuitId, routerPath, servicePath, stagingServiceName, workerRoot } from './names.js';
 import { weightsFor } from './weights.js';
+import { RenderError } from '../errors.js';
 
-export class RenderError extends Error {
-  override name = 'RenderError';
-}
+export { RenderError };
 
 export interface RenderOptions {
   traefikRoot: string;
@@ -58,7 +57,7 @@ export function render(circuit: Circuit, worker: Worker, opts: RenderOptions): M
   const { routes, panic } = listedRoutes(circuit);
   const hasAllowList = circuit.allowedClientIps.length > 0;
 
-  const router = `${p}/routers/${names.router}`;
+  const router = routerPath(p, circuit.id);
   set(`${router}/rule`, ruleFor(circuit, worker));
   set(`${router}/service`, service);
   set(`${router}/entryPoints/0`, circuit.frontend.mode === 'port' ? `portproxy_${circuit.frontend.port}` : 'domainproxy');
@@ -68,10 +67,10 @@ export function render(circuit: Circuit, worker: Worker, opts: RenderOptions): M
   const middlewares = [...(hasAllowList ? [names.allowList] : []), ...(p === 'http' ? (opts.extraMiddlewares ?? []) : [])];
   middlewares.forEach((m, i) => set(`${router}/middlewares/${i}`, m));
   circuit.allowedClientIps.forEach((cidr, i) =>
-    set(`${p}/middlewares/${names.allowList}/ipAllowList/sourceRange/${i}`, cidr),
+    set(`${allowListPath(p, circuit.id)}/ipAllowList/sourceRange/${i}`, cidr),
   );
 
-  const lb = `${p}/services/${service}/loadBalancer`;
+  const lb = `${servicePath(p, service)}/loadBalancer`;
   if (p === 'http') {
     const weights = weightsFor(routes.map((r) => r.trafficRatio));
     routes.forEach((r, i) => {

@@ -18,14 +18,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { closeRuntime, createRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
 import { createAndPublish } from '../../lib/circuits/create.js';
 import { propagate } from '../../lib/circuits/propagate.js';
-import { lockPrefix, metaKey } from '../../lib/circuits/layout.js';
-import { readCircuit, replaceRoutes, upsertWorker } from '../../lib/db/circuits.js';
-import { acquire, release } from '../../lib/etcd/mutex.js';
-import { decodeMeta } from '../../lib/etcd/fenced-apply.js';
+import { epochKey, lockPrefix, metaKey } from '../../lib/etcd/index.js';
+import { readCircuit, replaceRoutes, registerWorker } from '../../lib/db/index.js';
+import { acquire } from '../../lib/etcd/index.js';
+import { decodeMeta } from '../../lib/etcd/index.js';
 import { enc } from '../../lib/etcd/keys.js';
 import { createCircuitSchema } from '../../lib/model.js';
 import { closedPort } from '../support/fake-backends.js';
-import { db, route, seedCircuit, testConfig, testRuntime } from '../support/rt.js';
+import { db, fence, rawConnection, route, seedCircuit, testConfig, testRuntime } from '../support/rt.js';
 
 
 let rt: Runtime;
@@ -39,7 +39,7 @@ afterEach(() => {
 
 async function newCircuitInput(r: Runtime) {
   const authority = `w-${randomUUID().slice(0, 8)}`;
-  await upsertWorker(db(r), { authority, hostname: `${authority}.example.com`, wildcardDomain: null, tls: false });
+  await registerWorker(r.db, { authority, hostname: `${authority}.example.com`, wildcardDomain: null, tls: false });
   return createCircuitSchema(r.config.maxRoutesPerCircuit).parse({
     id: randomUUID(),
     worker: authority,
@@ -77,7 +77,7 @@ describe('chaos regressions: committed changes are reported as committed', () =>
   it("create while the new circuit's lock is held: created, reported not yet published, published by the next propagate", async () => {
     const input = await newCircuitInput(rt);
     const holder = new Invocation(rt);
-    const held = await acquire(rt.etcd, await holder.session(), lockPrefix(rt.config.metaPrefix, input.id!), { waitMs: 1000, rpcTimeoutMs: 1000 });
+    const held = await acquire(await holder.session(), { prefix: lockPrefix(rt.config.metaPrefix, input.id!), epochKey: epochKey(rt.config.metaPrefix), waitMs: 1000, rpcTimeoutMs: 1000 });
     const inv = new Invocation(rt);
     try {
       const { sync } = await createAndPublish(inv, input);
@@ -85,7 +85,7 @@ describe('chaos regressions: committed changes are reported as committed', () =>
       expect(sync.notAppliedReason).toMatch(/lock/);
       expect(await readCircuit(db(rt), input.id!)).not.toBeNull();
     } finally {
-      await release(rt.etcd, held.lock, 1000);
+      await held.lock.release(1000);
       await holder.close();
       await inv.close();
     }
@@ -103,13 +103,13 @@ describe('chaos regressions: committed changes are reported as committed', () =>
     await first.close();
 
     const inv = new Invocation(rt);
-    const realNow = Date.now.bind(Date);
+    const realNow = performance.now.bind(performance);
     const r = await propagate(inv, c.id, {
-      change: async (q) => {
-        const view = await replaceRoutes(q, c.id, [route(7)]);
+      change: async (q, f) => {
+        const view = await replaceRoutes(q, c.id, [route(7)], undefined, f);
         // The pause: when the process resumes, its clock says the lease TTL has long passed.
         const jumped = realNow() + (rt.config.lockTtlSeconds + 5) * 1000;
-        vi.spyOn(Date, 'now').mockImplementation(() => jumped);
+        vi.spyOn(performance, 'now').mockImplementation(() => jumped);
         return view;
       },
     });
@@ -130,13 +130,13 @@ describe('chaos regressions: committed changes are reported as committed', () =>
     const c = await seedCircuit(rt, { routes: [A] });
     const X = route(2); // inserted by the writer that commits first
     const B = route(3); // the later writer's replacement
-    const first = await rt.db.connect();
+    const first = await rawConnection(rt);
     try {
       await first.query('BEGIN');
-      const a = await replaceRoutes(first as unknown as Parameters<typeof replaceRoutes>[0], c.id, [A, X]);
+      const a = await replaceRoutes(first, c.id, [A, X], undefined, fence(1));
       expect(a.circuit.generation).toBe(2);
       // The second statement starts now and waits for the first one's row lock.
-      const secondP = replaceRoutes(db(rt), c.id, [A, B]);
+      const secondP = replaceRoutes(db(rt), c.id, [A, B], undefined, fence(2));
       await new Promise((r) => setTimeout(r, 300));
       await first.query('COMMIT');
       const b = await secondP;
@@ -154,11 +154,11 @@ describe('chaos regressions: committed changes are reported as committed', () =>
   it('replaceRoutes with If-Match racing a concurrent writer: a mismatch, nothing merged', async () => {
     const A = route(1);
     const c = await seedCircuit(rt, { routes: [A] });
-    const first = await rt.db.connect();
+    const first = await rawConnection(rt);
     try {
       await first.query('BEGIN');
-      await replaceRoutes(first as unknown as Parameters<typeof replaceRoutes>[0], c.id, [A, route(2)]);
-      const secondP = replaceRoutes(db(rt), c.id, [route(3)], 1).catch((e: unknown) => e);
+      await replaceRoutes(first, c.id, [A, route(2)], undefined, fence(1));
+      const secondP = replaceRoutes(db(rt), c.id, [route(3)], 1, fence(2)).catch((e: unknown) => e);
       await new Promise((r) => setTimeout(r, 300));
       await first.query('COMMIT');
       expect(await secondP).toMatchObject({ name: 'ConflictError', code: 'generation-mismatch' });

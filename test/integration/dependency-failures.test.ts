@@ -35,9 +35,9 @@ const { handler: circuitsApi } = await import('../../functions/circuits-api.js')
 const { handler: updateRoutesFn } = await import('../../functions/update-routes.js');
 const { getRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
 const { resetConfigCache } = await import('../../lib/config.js');
-const { acquire, release } = await import('../../lib/etcd/mutex.js');
+const { acquire } = await import('../../lib/etcd/index.js');
 const { propagate } = await import('../../lib/circuits/propagate.js');
-const { lockPrefix, metaKey } = await import('../../lib/circuits/layout.js');
+const { epochKey, lockPrefix, metaKey } = await import('../../lib/etcd/index.js');
 const { workerRoot } = await import('../../lib/traefik/names.js');
 const { keysUnder, route } = await import('../support/rt.js');
 const { call } = await import('../support/lambda.js');
@@ -195,7 +195,7 @@ describe('etcd down', () => {
     const id = await createCircuit();
     const [db0, etcd0] = [await dbState(id), await etcdState(id)];
     const holder = new Invocation(rt());
-    const held = await acquire(rt().etcd, await holder.session(), lockPrefix(rt().config.metaPrefix, id), { waitMs: 100, rpcTimeoutMs: 1000 });
+    const held = await acquire(await holder.session(), { prefix: lockPrefix(rt().config.metaPrefix, id), epochKey: epochKey(rt().config.metaPrefix), waitMs: 100, rpcTimeoutMs: 1000 });
     const pending = timed(() => putRoutes(id, [route(5)]));
     await waitFor(async () => (await lockKeys(id)) === 2, 'the request to queue for the lock');
     await services.etcd.stop();
@@ -203,7 +203,7 @@ describe('etcd down', () => {
     expect503(r, 'PUT routes');
     expect(ms).toBeLessThan(T.LOCK_WAIT_MS + ETCD_BOUND);
     await services.etcd.start();
-    await release(rt().etcd, held.lock, 1000).catch(() => {});
+    await held.lock.release(1000).catch(() => {});
     await holder.close();
     expect(await dbState(id)).toBe(db0);
     expect(await etcdState(id)).toBe(etcd0);
@@ -215,7 +215,7 @@ describe('etcd down', () => {
     const original = db.query;
     db.query = async (...a: unknown[]) => {
       const res = await original.apply(db, a);
-      if (/UPDATE circuits SET generation = generation \+ 1/.test(String(a[0]))) await services.etcd.stop();
+      if (/SET generation = c\.generation \+ 1/.test(String(a[0]))) await services.etcd.stop();
       return res;
     };
     let r: Res;
@@ -333,11 +333,11 @@ describe('PostgreSQL down', () => {
     const id = await createCircuit();
     const [db0, etcd0] = [await dbState(id), await etcdState(id)];
     const holder = new Invocation(rt());
-    const held = await acquire(rt().etcd, await holder.session(), lockPrefix(rt().config.metaPrefix, id), { waitMs: 100, rpcTimeoutMs: 1000 });
+    const held = await acquire(await holder.session(), { prefix: lockPrefix(rt().config.metaPrefix, id), epochKey: epochKey(rt().config.metaPrefix), waitMs: 100, rpcTimeoutMs: 1000 });
     const pending = timed(() => putRoutes(id, [route(5), route(6)]));
     await waitFor(async () => (await lockKeys(id)) === 2, 'the request to queue for the lock');
     await services.postgres.stop();
-    await release(rt().etcd, held.lock, 1000);
+    await held.lock.release(1000);
     await holder.close();
     const { r, ms } = await pending;
     expect503(r, 'PUT routes');

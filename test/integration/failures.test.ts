@@ -5,9 +5,9 @@ import { closeRuntime, createRuntime, Invocation, type Runtime } from '../../lib
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
 import { propagate } from '../../lib/circuits/propagate.js';
 import { readCircuit } from '../../lib/db/circuits.js';
-import { lockPrefix, metaKey } from '../../lib/circuits/layout.js';
+import { lockPrefix, metaKey } from '../../lib/etcd/index.js';
 import { workerRoot } from '../../lib/traefik/names.js';
-import { DependencyError } from '../../lib/circuits/errors.js';
+import { DependencyError } from '../../lib/errors.js';
 import { closedPort } from '../support/fake-backends.js';
 import { db, keysUnder, route, seedCircuit, testConfig, testRuntime } from '../support/rt.js';
 

@@ -21,8 +21,8 @@ const { handler: circuitsApi } = await import('../../functions/circuits-api.js')
 const { handler: updateRoutesFn } = await import('../../functions/update-routes.js');
 const { handler: unloadFn } = await import('../../functions/unload.js');
 const { getRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
-const { acquire, release } = await import('../../lib/etcd/mutex.js');
-const { lockPrefix } = await import('../../lib/circuits/layout.js');
+const { acquire } = await import('../../lib/etcd/index.js');
+const { epochKey, lockPrefix } = await import('../../lib/etcd/index.js');
 const { workerRoot } = await import('../../lib/traefik/names.js');
 const { keysUnder, route } = await import('../support/rt.js');
 const { call, eventBridgeEvent, lambdaContext } = await import('../support/lambda.js');
@@ -238,14 +238,14 @@ describe('PUT /v2/circuits/{id}/routes', () => {
   it('503 with Retry-After when the lock is not acquired within LOCK_WAIT_MS; nothing changed', async () => {
     const id = (await createCircuit()).json.id as string;
     const holder = new Invocation(rt());
-    const held = await acquire(rt().etcd, await holder.session(), lockPrefix(rt().config.metaPrefix, id), { waitMs: 100, rpcTimeoutMs: 3000 });
+    const held = await acquire(await holder.session(), { prefix: lockPrefix(rt().config.metaPrefix, id), epochKey: epochKey(rt().config.metaPrefix), waitMs: 100, rpcTimeoutMs: 3000 });
     try {
       const r = await putRoutes(id, { routes: [route(9)] });
       expect(r.statusCode).toBe(503);
       expect(r.headers['retry-after']).toMatch(/^\d+$/);
       expect(r.headers['content-type']).toBe('application/problem+json');
     } finally {
-      await release(rt().etcd, held.lock, 3000);
+      await held.lock.release(3000);
       await holder.close();
     }
     const after = await call(circuitsApi, { method: 'GET', path: `/v2/circuits/${id}`, pathParameters: { id } });

@@ -1,18 +1,21 @@
-// Drift repair and orphan cleanup: after ONE sweep, the keys under every worker's Traefik root
-// equal exactly render(live circuits in the database) (DESIGN I2), whatever was manually
-// deleted, altered or added, and the keys outside worker roots are left alone.
+// Drift repair and ownership: after ONE sweep, the keys of every circuit the database knows equal
+// exactly render(database) (DESIGN I2), whatever was manually deleted, altered or added; keys
+// that are not circuitry's (an operator's router, another system's circuits) are reported and
+// left alone (DESIGN I7) unless ORPHAN_POLICY=delete, which removes circuit-named ones only.
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Invocation } from '../../lib/runtime.js';
-import { readCircuit } from '../../lib/db/circuits.js';
+import { readCircuit } from '../../lib/db/index.js';
 import { propagate } from '../../lib/circuits/propagate.js';
 import { unload } from '../../lib/circuits/unload.js';
-import { closeProbers, runSweep } from '../../lib/health/sweep.js';
-import { removeOrphanKeys } from '../../lib/health/orphans.js';
+import { runSweep } from '../../lib/health/sweep.js';
+import { closeProbers } from '../../lib/health/probers.js';
+import { removeOrphanCircuit } from '../../lib/health/orphans.js';
+import { acquire } from '../../lib/etcd/index.js';
 import { render } from '../../lib/traefik/render.js';
 import { workerRoot } from '../../lib/traefik/names.js';
-import { lockPrefix, metaKey } from '../../lib/circuits/layout.js';
-import { decodeMeta, encodeMeta } from '../../lib/etcd/fenced-apply.js';
+import { epochKey, lockPrefix, metaKey } from '../../lib/etcd/index.js';
+import { decodeMeta, encodeMeta } from '../../lib/etcd/index.js';
 import { enc } from '../../lib/etcd/keys.js';
 import { db, keysUnder, route, seedCircuit } from '../support/rt.js';
 import { isolatedRuntime, seedHealthCircuit, startBackend, type Backend, type IsolatedRuntime } from '../support/fake-backends.js';
@@ -51,8 +54,8 @@ async function expectedTraefikKeys(ids: string[]): Promise<Map<string, string>> 
 }
 const sorted = (m: Map<string, string>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1));
 
-describe('drift repair and orphan cleanup', () => {
-  it('one sweep repairs a deleted key, an altered key, a stale meta, stray and foreign keys, and a resurrected circuit', async () => {
+describe('drift repair and ownership', () => {
+  it('one sweep repairs what circuitry owns (a deleted key, an altered key, a stale meta, a resurrected circuit, keys under a foreign root) and leaves the rest alone', async () => {
     const b = await startBackend();
     backends.push(b);
     const root = iso.rt.config.traefikRoot;
@@ -89,11 +92,16 @@ describe('drift repair and orphan cleanup', () => {
     expect(s.errors).toEqual([]);
     // c1 (deleted key), c2 (altered + extra), c3 (stale meta), c4 (resurrected keys), never-propagated
     expect(s.driftRepaired).toBe(5);
-    // 2 keys of the unknown circuit + 1 under the foreign worker + 2 that name no circuit
-    expect(s.orphansRemoved).toBe(5);
+    // Only the key of circuit c1 (known to the database) under another worker's root is removed;
+    // the unknown circuit's 2 keys are reported; the 2 keys outside circuitry's naming are foreign.
+    expect(s).toMatchObject({ orphansRemoved: 1, orphanKeys: 2, foreignKeys: 2 });
 
     const want = await expectedTraefikKeys([c1.id, c2.id, c3.id, c4.id, never.id]);
     want.set(`${root}/shared/config`, 'left alone');
+    want.set(`${w1}/http/routers/bai_router_${unknownId}/rule`, 'Host(`stray.example.com`)');
+    want.set(`${w1}/http/services/bai_service_${unknownId}/loadBalancer/servers/0/url`, 'http://10.0.0.1:1/');
+    want.set(`${w1}/http/routers/handmade/rule`, 'Host(`x`)');
+    want.set(`${w1}/http/middlewares/bai_ipallowlist_not-a-uuid/ipAllowList/sourceRange/0`, '0.0.0.0/0');
     expect(sorted(await keysUnder(iso.rt.etcd, `${root}/`))).toEqual(sorted(want));
     for (const c of [c1, c2, c3, never]) {
       const m = decodeMeta((await keysUnder(iso.rt.etcd, metaKey(iso.rt.config.metaPrefix, c.id))).get(metaKey(iso.rt.config.metaPrefix, c.id))!);
@@ -134,27 +142,54 @@ describe('drift repair and orphan cleanup', () => {
     const w = workerRoot(iso.rt.config.traefikRoot, cs[0]!.worker);
     await put(`${w}/http/routers/bai_router_${randomUUID()}/rule`, 'x');
     const s = await runSweep(inv, { publish: async () => {}, driftCircuitsPageSize: 2, driftKeysPageSize: 3 });
-    expect(s).toMatchObject({ driftChecked: 7, driftRepaired: 2, orphansRemoved: 1, errors: [] });
-    expect(sorted(await keysUnder(iso.rt.etcd, `${iso.rt.config.traefikRoot}/`))).toEqual(sorted(await expectedTraefikKeys(cs.map((c) => c.id))));
+    expect(s).toMatchObject({ driftChecked: 7, driftRepaired: 2, orphanKeys: 1, orphansRemoved: 0, errors: [] });
+    const want = await expectedTraefikKeys(cs.map((c) => c.id));
+    expect([...(await keysUnder(iso.rt.etcd, `${iso.rt.config.traefikRoot}/`)).keys()].filter((k) => !want.has(k))).toHaveLength(1);
+  });
+
+  it('ORPHAN_POLICY=delete removes keys named after circuits the database does not know, and still never a foreign key', async () => {
+    await inv.close();
+    await iso.close();
+    iso = await isolatedRuntime({ ORPHAN_POLICY: 'delete' });
+    inv = new Invocation(iso.rt);
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    const w = workerRoot(iso.rt.config.traefikRoot, c.worker);
+    const unknownId = randomUUID();
+    await put(`${w}/http/routers/bai_router_${unknownId}/rule`, 'Host(`stray.example.com`)');
+    await put(`${w}/http/services/bai_service_${unknownId}/loadBalancer/servers/0/url`, 'http://10.0.0.1:1/');
+    await put(metaKey(iso.rt.config.metaPrefix, unknownId), encodeMeta({ generation: 3, deleted: false, worker: c.worker, writer: '', at: '' }));
+    await put(`${w}/http/routers/operator-static/rule`, 'Host(`ops.example.com`)');
+    const s = await sweep();
+    expect(s).toMatchObject({ orphanKeys: 2, orphansRemoved: 2, foreignKeys: 1, errors: [] });
+    const want = await expectedTraefikKeys([c.id]);
+    want.set(`${w}/http/routers/operator-static/rule`, 'Host(`ops.example.com`)');
+    expect(sorted(await keysUnder(iso.rt.etcd, `${iso.rt.config.traefikRoot}/`))).toEqual(sorted(want));
+    expect((await keysUnder(iso.rt.etcd, metaKey(iso.rt.config.metaPrefix, unknownId))).size).toBe(0);
   });
 });
 
-describe('removeOrphanKeys', () => {
+describe('removeOrphanCircuit', () => {
   it('deletes a circuit-named orphan only while holding that circuit lock, and releases it in the same transaction', async () => {
     const id = randomUUID();
     const root = workerRoot(iso.rt.config.traefikRoot, 'w-orphan');
     await put(`${root}/http/routers/bai_router_${id}/rule`, 'x');
     await put(`${root}/http/services/bai_service_${id}_staging/loadBalancer/servers/0/url`, 'y');
     await put(`${root}/http/routers/bai_router_${randomUUID()}/rule`, 'another circuit: untouched');
-    const r = await removeOrphanKeys(inv, { kind: 'circuit', circuitId: id, root });
+    const r = await removeOrphanCircuit(inv, { circuitId: id, root, keys: 2, known: false }, iso.rt.db);
     expect(r).toMatchObject({ removed: 2, txns: 1 });
     expect((await keysUnder(iso.rt.etcd, `${root}/`)).size).toBe(1);
     expect((await keysUnder(iso.rt.etcd, lockPrefix(iso.rt.config.metaPrefix, id))).size).toBe(0);
-    // Re-checked under the lock: no longer an orphan -> nothing deleted.
-    await put(`${root}/http/routers/bai_router_${id}/rule`, 'x');
-    const r2 = await removeOrphanKeys(inv, { kind: 'circuit', circuitId: id, root, stillOrphan: async () => false });
-    expect(r2).toMatchObject({ removed: 0, skipped: 'no-longer-orphan' });
-    expect((await keysUnder(iso.rt.etcd, `${root}/http/routers/bai_router_${id}/`)).size).toBe(1);
+  });
+
+  it('re-checks an unknown circuit under its lock: one created meanwhile under that root is not an orphan', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    const root = workerRoot(iso.rt.config.traefikRoot, c.worker);
+    const before = await keysUnder(iso.rt.etcd, `${root}/`);
+    const r = await removeOrphanCircuit(inv, { circuitId: c.id, root, keys: before.size, known: false }, iso.rt.db);
+    expect(r).toMatchObject({ removed: 0, skipped: 'no-longer-orphan' });
+    expect(await keysUnder(iso.rt.etcd, `${root}/`)).toEqual(before);
   });
 
   it('waits for the circuit lock held by another writer', async () => {
@@ -163,26 +198,14 @@ describe('removeOrphanKeys', () => {
     await put(`${root}/http/routers/bai_router_${id}/rule`, 'x');
     const holder = new Invocation(iso.rt);
     const session = await holder.session();
-    const { acquire, release } = await import('../../lib/etcd/mutex.js');
-    const held = await acquire(iso.rt.etcd, session, lockPrefix(iso.rt.config.metaPrefix, id), { waitMs: 1000, rpcTimeoutMs: 1000 });
+    const held = await acquire(session, { prefix: lockPrefix(iso.rt.config.metaPrefix, id), epochKey: epochKey(iso.rt.config.metaPrefix), waitMs: 1000, rpcTimeoutMs: 1000 });
     let done = false;
-    const p = removeOrphanKeys(inv, { kind: 'circuit', circuitId: id, root }).then((r) => ((done = true), r));
+    const p = removeOrphanCircuit(inv, { circuitId: id, root, keys: 1, known: false }, iso.rt.db).then((r) => ((done = true), r));
     await new Promise((r) => setTimeout(r, 300));
     expect(done).toBe(false);
     expect((await keysUnder(iso.rt.etcd, `${root}/`)).size).toBe(1);
-    await release(iso.rt.etcd, held.lock, 1000);
+    await held.lock.release(1000);
     expect(await p).toMatchObject({ removed: 1 });
     await holder.close();
-  });
-
-  it('a foreign key rewritten since it was read is left alone', async () => {
-    const key = `${workerRoot(iso.rt.config.traefikRoot, 'w-x')}/http/routers/handmade/rule`;
-    const first = await put(key, 'a');
-    await put(key, 'b');
-    const r = await removeOrphanKeys(inv, { kind: 'foreign', key, modRevision: first.header.revision });
-    expect(r).toMatchObject({ removed: 0, skipped: 'modified-since-read' });
-    expect((await keysUnder(iso.rt.etcd, key)).get(key)).toBe('b');
-    const cur = await iso.rt.etcd.kv.range({ key: enc(key) });
-    expect(await removeOrphanKeys(inv, { kind: 'foreign', key, modRevision: cur.kvs[0]!.mod_revision })).toMatchObject({ removed: 1 });
   });
 });

@@ -8,11 +8,12 @@ import { readCircuit } from '../../lib/db/circuits.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
 import { unload } from '../../lib/circuits/unload.js';
 import { propagate } from '../../lib/circuits/propagate.js';
-import { closeProbers, runSweep } from '../../lib/health/sweep.js';
+import { runSweep } from '../../lib/health/sweep.js';
+import { closeProbers } from '../../lib/health/probers.js';
 import type { RouteHealthChanged } from '../../lib/health/events.js';
 import { workerRoot } from '../../lib/traefik/names.js';
-import { metaKey } from '../../lib/circuits/layout.js';
-import { decodeMeta } from '../../lib/etcd/fenced-apply.js';
+import { metaKey } from '../../lib/etcd/index.js';
+import { decodeMeta } from '../../lib/etcd/index.js';
 import { db, keysUnder } from '../support/rt.js';
 import { isolatedRuntime, seedHealthCircuit, startBackend, type Backend, type IsolatedRuntime } from '../support/fake-backends.js';
 

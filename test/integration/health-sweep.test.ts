@@ -4,12 +4,14 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Invocation } from '../../lib/runtime.js';
 import { readCircuit } from '../../lib/db/circuits.js';
-import { closeProbers, runSweep, runSweeps, type SweepOptions } from '../../lib/health/sweep.js';
+import { runSweep, type SweepOptions } from '../../lib/health/sweep.js';
+import { runSweeps } from '../../lib/health/passes.js';
+import { closeProbers } from '../../lib/health/probers.js';
 import type { RouteHealthChanged } from '../../lib/health/events.js';
 import { render } from '../../lib/traefik/render.js';
 import { workerRoot } from '../../lib/traefik/names.js';
-import { metaKey } from '../../lib/circuits/layout.js';
-import { decodeMeta } from '../../lib/etcd/fenced-apply.js';
+import { metaKey } from '../../lib/etcd/index.js';
+import { decodeMeta } from '../../lib/etcd/index.js';
 import { db, keysUnder, startProc } from '../support/rt.js';
 import { isolatedRuntime, seedHealthCircuit, startBackend, startBackends, type Backend, type IsolatedRuntime } from '../support/fake-backends.js';
 

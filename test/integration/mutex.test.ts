@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closeRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
-import { acquire, release } from '../../lib/etcd/mutex.js';
+import { acquire } from '../../lib/etcd/index.js';
 import { enc } from '../../lib/etcd/keys.js';
 import { db, keysUnder, killAll, startProc, testRuntime } from '../support/rt.js';
 
@@ -44,7 +44,7 @@ describe('mutex across OS processes', () => {
   it('serves waiters in arrival order', async () => {
     const prefix = newPrefix();
     const inv = new Invocation(rt);
-    const holder = await acquire(rt.etcd, await inv.session(), prefix, { waitMs: 1000, rpcTimeoutMs: 3000 });
+    const holder = await acquire(await inv.session(), { prefix, epochKey: `${prefix}epoch`,  waitMs: 1000, rpcTimeoutMs: 3000 });
     const names = ['a', 'b', 'c', 'd', 'e'];
     const ps = [];
     for (const [i, name] of names.entries()) {
@@ -55,7 +55,7 @@ describe('mutex across OS processes', () => {
         await sleep(20);
       }
     }
-    await release(rt.etcd, holder.lock, 3000);
+    await holder.lock.release(3000);
     await Promise.all(ps.map((p) => p.exited));
     const r = await db(rt).query<{ name: string }>('SELECT name FROM test_fifo_log WHERE prefix = $1 ORDER BY seq', [prefix]);
     expect(r.rows.map((x) => x.name)).toEqual(names);
@@ -65,14 +65,14 @@ describe('mutex across OS processes', () => {
   it('gives up cleanly after the wait bound and withdraws its queue key', async () => {
     const prefix = newPrefix();
     const inv = new Invocation(rt);
-    const holder = await acquire(rt.etcd, await inv.session(), prefix, { waitMs: 1000, rpcTimeoutMs: 3000 });
+    const holder = await acquire(await inv.session(), { prefix, epochKey: `${prefix}epoch`,  waitMs: 1000, rpcTimeoutMs: 3000 });
     const p = startProc('mutex-worker', ['try', prefix, '400'], env());
     const line = JSON.parse(await p.waitFor(/acquired/));
     expect(line).toMatchObject({ acquired: false, error: 'LockTimeoutError' });
     expect(line.elapsedMs).toBeGreaterThanOrEqual(400);
     expect(line.elapsedMs).toBeLessThan(5000);
     expect([...(await keysUnder(rt.etcd, prefix)).keys()]).toEqual([holder.lock.key]);
-    await release(rt.etcd, holder.lock, 3000);
+    await holder.lock.release(3000);
     await inv.close();
   });
 
@@ -87,13 +87,13 @@ describe('mutex across OS processes', () => {
     const inv = new Invocation(rt);
     try {
       // Our acquire queues behind the paused holder and gets the lock once its lease expires.
-      const mine = await acquire(rt.etcd, await inv.session(), prefix, { waitMs: 15_000, rpcTimeoutMs: 3000 });
+      const mine = await acquire(await inv.session(), { prefix, epochKey: `${prefix}epoch`,  waitMs: 15_000, rpcTimeoutMs: 3000 });
       expect(mine.waitedMs).toBeGreaterThan(500);
       await rt.etcd.kv.put({ key: enc(dataKey), value: enc('fresh') });
       p.child.kill('SIGCONT');
       p.send('go');
       const result = JSON.parse(await p.waitFor(/"result"/)).result as string;
-      await release(rt.etcd, mine.lock, 3000);
+      await mine.lock.release(3000);
       return { value: (await keysUnder(rt.etcd, dataKey)).get(dataKey), result };
     } finally {
       p.child.kill('SIGCONT');

@@ -4,11 +4,12 @@ import { closeRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
 import { propagate } from '../../lib/circuits/propagate.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
 import { unload } from '../../lib/circuits/unload.js';
-import { readCircuit, replaceRoutes, StaleLockError } from '../../lib/db/circuits.js';
+import { readCircuit, replaceRoutes } from '../../lib/db/index.js';
+import { StaleFenceError } from '../../lib/errors.js';
 import { render } from '../../lib/traefik/render.js';
 import { workerRoot } from '../../lib/traefik/names.js';
-import { metaKey } from '../../lib/circuits/layout.js';
-import { decodeMeta } from '../../lib/etcd/fenced-apply.js';
+import { metaKey } from '../../lib/etcd/index.js';
+import { decodeMeta } from '../../lib/etcd/index.js';
 import { db, keysUnder, route, seedCircuit, testRuntime } from '../support/rt.js';
 import type { RouteInput } from '../../lib/model.js';
 import { naiveWrite } from '../support/naive-writer.js';
@@ -168,7 +169,8 @@ describe('database fencing', () => {
         // The "pause": our lease expires, the next owner removes route 1 and commits.
         await (await stale.session()).close();
         await updateRoutes(next, c.id, removal);
-        return replaceRoutes(q, c.id, [r1, route(4)], undefined, useFence ? fence : undefined);
+        // Without the fence: a fence that wins over any other (the check is then no check at all).
+        return replaceRoutes(q, c.id, [r1, route(4)], undefined, useFence ? fence : { epoch: 1_000_000, revision: '0' });
       },
     });
     const outcome = await attempt.then(
@@ -182,7 +184,7 @@ describe('database fencing', () => {
 
   it('refuses the change of a writer whose lock was taken over; the removed route stays removed', async () => {
     const r = await staleWriter(true);
-    expect(r.outcome).toBeInstanceOf(StaleLockError);
+    expect(r.outcome).toBeInstanceOf(StaleFenceError);
     expect(r.routes).toEqual(r.removal);
   });
 

@@ -33,7 +33,7 @@ const { handler: updateRoutesFn } = await import('../../functions/update-routes.
 const { getRuntime, closeRuntime, createRuntime, Invocation } = await import('../../lib/runtime.js');
 const { parseConfig, resetConfigCache } = await import('../../lib/config.js');
 const { propagate } = await import('../../lib/circuits/propagate.js');
-const { DependencyError } = await import('../../lib/circuits/errors.js');
+const { DependencyError, MisconfiguredError } = await import('../../lib/errors.js');
 const { toProblem } = await import('../../lib/http/errors.js');
 const { route, seedCircuit } = await import('../support/rt.js');
 const { call } = await import('../support/lambda.js');
@@ -179,20 +179,22 @@ describe('etcd over TLS with client certificates and authentication', () => {
   it.each<[string, Record<string, string | undefined>, (e: unknown) => void]>([
     ['without username and password (certificate only)', { ETCD_USERNAME: undefined, ETCD_PASSWORD: undefined }, (e) => {
       // etcd maps the certificate's CN to a user; "circuitry-client" is none.
-      expect(e instanceof EtcdUserNotFoundError || e instanceof EtcdPermissionDeniedError, String(e)).toBe(true);
+      const cause = (e as Error).cause;
+      expect(cause instanceof EtcdUserNotFoundError || cause instanceof EtcdPermissionDeniedError, String(cause)).toBe(true);
     }],
     ['with a wrong password', { ETCD_PASSWORD: 'not-the-password' }, (e) => {
-      expect(e, String(e)).toBeInstanceOf(EtcdAuthenticationFailedError);
-      expect(String(e)).toMatch(/authentication failed, invalid user ID or password/);
+      expect((e as Error).cause, String(e)).toBeInstanceOf(EtcdAuthenticationFailedError);
+      expect(String((e as Error).cause)).toMatch(/authentication failed, invalid user ID or password/);
     }],
     ['with an unknown user', { ETCD_USERNAME: 'mallory' }, (e) => {
-      expect(e, String(e)).toBeInstanceOf(EtcdAuthenticationFailedError);
+      expect((e as Error).cause, String(e)).toBeInstanceOf(EtcdAuthenticationFailedError);
     }],
   ])('fails with a clear error %s, changing nothing', async (_, over, check) => {
     const { result, error, ms, id, rt } = await propagateWith({ ...full(), ...over });
     try {
       expect(result).toBeUndefined();
       check(error);
+      expect(error).toBeInstanceOf(MisconfiguredError);
       expect(ms).toBeLessThan(5000);
       // The API answers 500 "misconfigured" (retrying cannot help), never a 503 loop or a leak.
       const p = toProblem(error, 1);

@@ -9,9 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { createCircuitSchema, type HealthCheckSettings } from '../../lib/model.js';
-import { createCircuit, upsertWorker } from '../../lib/db/circuits.js';
-import { createPool } from '../../lib/db/neon.js';
-import { migrate } from '../../lib/db/migrate.js';
+import { createCircuit, registerWorker, createPool, migrate } from '../../lib/db/index.js';
 import { closeRuntime, createRuntime, type Runtime } from '../../lib/runtime.js';
 import { db, testConfig } from './rt.js';
 
@@ -192,7 +190,7 @@ export interface SeedHealthOptions {
 /** Registers a worker (or reuses one) and creates a circuit with health checking (not propagated). */
 export async function seedHealthCircuit(rt: Runtime, opts: SeedHealthOptions) {
   const authority = opts.worker ?? `w-${randomUUID().slice(0, 8)}`;
-  await upsertWorker(db(rt), { authority, hostname: `${authority}.example.com`, wildcardDomain: 'apps.example.com', tls: false });
+  await registerWorker(rt.db, { authority, hostname: `${authority}.example.com`, wildcardDomain: 'apps.example.com', tls: false });
   const input = createCircuitSchema(rt.config.maxRoutesPerCircuit).parse({
     worker: authority,
     protocol: opts.protocol ?? 'http',

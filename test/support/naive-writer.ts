@@ -2,7 +2,7 @@
 // any lock, and its rendering is written with unconditional puts. Tests (and the chaos harness)
 // use it to show that their checks can see the bug circuitry prevents.
 import type { Runtime } from '../../lib/runtime.js';
-import type { CircuitView } from '../../lib/db/circuits.js';
+import type { CircuitView } from '../../lib/model.js';
 import { render } from '../../lib/traefik/render.js';
 import { enc } from '../../lib/etcd/keys.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { parseConfig, type Config } from '../../lib/config.js';
 import { createRuntime, Invocation, type Runtime } from '../../lib/runtime.js';
-import { createCircuit, upsertWorker, type Queryable } from '../../lib/db/circuits.js';
+import { createCircuit, createClient, registerWorker, type Queryable } from '../../lib/db/index.js';
 import { createCircuitSchema, type RouteInput } from '../../lib/model.js';
 import { enc, kvKey, kvValue, prefixEnd } from '../../lib/etcd/keys.js';
 
@@ -20,7 +20,7 @@ export function testRuntime(overrides: Record<string, string> = {}): Runtime {
   return createRuntime(testConfig(overrides));
 }
 
-export const db = (rt: Runtime): Queryable => rt.db as unknown as Queryable;
+export const db = (rt: Runtime): Queryable => rt.db;
 
 export async function keysUnder(etcd: Etcd3, prefix: string): Promise<Map<string, string>> {
   const r = await etcd.kv.range({ key: enc(prefix), range_end: prefixEnd(enc(prefix)) });
@@ -46,7 +46,7 @@ export async function seedCircuit(
   opts: { routes?: RouteInput[]; protocol?: 'http' | 'tcp'; healthCheck?: null; allowedClientIps?: string[] } = {},
 ) {
   const authority = `w-${randomUUID().slice(0, 8)}`;
-  await upsertWorker(db(rt), { authority, hostname: `${authority}.example.com`, wildcardDomain: 'apps.example.com', tls: false });
+  await registerWorker(rt.db, { authority, hostname: `${authority}.example.com`, wildcardDomain: 'apps.example.com', tls: false });
   const input = createCircuitSchema(rt.config.maxRoutesPerCircuit).parse({
     worker: authority,
     protocol: opts.protocol ?? 'http',
@@ -134,3 +134,16 @@ export function startProc(script: string, args: string[], env: Record<string, st
 export function killAll(): void {
   for (const c of live) if (c.exitCode === null) c.kill('SIGKILL');
 }
+
+/** A database connection of its own (transactions held open across statements); end it with release(). */
+export async function rawConnection(rt: Runtime): Promise<Queryable & { release: () => void }> {
+  const c = createClient({ databaseUrl: rt.config.databaseUrl, neonWsProxy: rt.config.neonWsProxy, onError: () => {} });
+  await c.connect();
+  return {
+    query: <R,>(text: string, params?: unknown[]) => c.query(text, params) as unknown as Promise<{ rows: R[]; rowCount: number | null }>,
+    release: () => void c.end().catch(() => {}),
+  };
+}
+
+/** A fence for calling locked statements directly (lib/db/locked.ts). */
+export const fence = (revision: string | number, epoch = 0) => ({ epoch, revision: String(revision) });

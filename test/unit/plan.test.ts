@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { planSteps, stepOps, type Step } from '../../lib/traefik/plan.js';
-import { planNames } from '../../lib/circuits/layout.js';
+import { planNames } from '../../lib/traefik/names.js';
 import { render } from '../../lib/traefik/render.js';
 import type { Circuit, Protocol, Route, Worker } from '../../lib/model.js';
 
@@ -38,6 +38,8 @@ function circuit(protocol: Protocol, routes: Route[], allowed: string[] = []): C
     generation: 1,
     deletedAt: null,
     createdAt: '2026-01-01T00:00:00.000Z',
+    unloadRequestedAt: null,
+    keysRemovedAt: null,
   };
 }
 

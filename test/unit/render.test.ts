@@ -57,6 +57,8 @@ function circuit(over: Partial<Circuit> = {}): Circuit {
     generation: 1,
     deletedAt: null,
     createdAt: '2026-01-01T00:00:00.000Z',
+    unloadRequestedAt: null,
+    keysRemovedAt: null,
     ...over,
   };
 }

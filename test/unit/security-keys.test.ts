@@ -127,6 +127,8 @@ function runOne(v: typeof input extends fc.Arbitrary<infer T> ? T : never): Outc
     generation: 1,
     deletedAt: null,
     createdAt: '2026-01-01T00:00:00.000Z',
+    unloadRequestedAt: null,
+    keysRemovedAt: null,
   };
 
   let keys: Map<string, string>;

@@ -5,10 +5,25 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, GRPCUnavailableError } from 'etcd3';
 import { toProblem } from '../../lib/http/errors.js';
-import { classifyFailure, DependencyError } from '../../lib/circuits/errors.js';
-import { StaleLockError } from '../../lib/db/circuits.js';
-import { LockLostError, LockTimeoutError } from '../../lib/etcd/mutex.js';
-import { SessionLostError } from '../../lib/etcd/session.js';
+import {
+  classify,
+  ConflictError,
+  DependencyError,
+  EtcdHistoryChangedError,
+  FencedWriteError,
+  LockLostError,
+  LockTimeoutError,
+  NotFoundError,
+  RejectedError,
+  ResurrectionError,
+  SessionLostError,
+  StaleFenceError,
+} from '../../lib/errors.js';
+import { etcdFailure } from '../../lib/etcd/failures.js';
+import { databaseFailure } from '../../lib/db/store.js';
+
+// The boundaries (lib/etcd, lib/db) translate driver errors; the HTTP edge sees the taxonomy.
+const classifyFailure = (err: unknown, dependency: 'etcd' | 'database') => (dependency === 'etcd' ? etcdFailure(err) : databaseFailure(err));
 
 describe('toProblem', () => {
   it('names each unknown field, at its own path', () => {
@@ -22,7 +37,9 @@ describe('toProblem', () => {
     ['a lock wait timeout', new LockTimeoutError('x')],
     ['a lost lock', new LockLostError('x')],
     ['a lost session', new SessionLostError('x')],
-    ['a stale lock (a newer holder wrote first)', new StaleLockError('x')],
+    ['a stale fence (a newer holder touched the circuit first)', new StaleFenceError('x')],
+    ['a write refused by the etcd fence', new FencedWriteError('lock-lost', 0)],
+    ["etcd's history changed under the database", new EtcdHistoryChangedError('x')],
     ['etcd down', new DependencyError('etcd', 'down', { cause: new GRPCUnavailableError('14 UNAVAILABLE') })],
     ['the database down', new DependencyError('database', 'down')],
   ])('503 with Retry-After for %s', (_, err) => {
@@ -37,7 +54,7 @@ describe('toProblem', () => {
     ['an unknown etcd user', new EtcdUserNotFoundError('etcdserver: user name not found')],
     ['a wrong database password', Object.assign(new Error('password authentication failed for user "app"'), { code: '28P01' })],
   ])('500 "misconfigured" (no retry, no detail) for %s', (_, err) => {
-    const p = toProblem(err, 7)!;
+    const p = toProblem(classifyFailure(err, (err as { code?: string }).code ? 'database' : 'etcd'), 7)!;
     expect(p.status).toBe(500);
     expect(p.detail).toMatch(/misconfigured/);
     expect(p.extra.headers).toBeUndefined();
@@ -47,6 +64,34 @@ describe('toProblem', () => {
   it('leaves anything unexpected to the generic 500 (logged, never detailed)', () => {
     expect(toProblem(new Error('boom'), 1)).toBeNull();
     expect(toProblem(Object.assign(new Error('syntax'), { code: '42601' }), 1)).toBeNull();
+    expect(toProblem(new ResurrectionError('x'), 1)).toBeNull();
+  });
+
+  it('a conflict that resolves by itself carries Retry-After; others do not', () => {
+    expect(toProblem(new ConflictError('x', 'frontend-releasing', 5), 1)!.extra.headers).toEqual({ 'retry-after': '5' });
+    expect(toProblem(new ConflictError('x', 'frontend-taken'), 1)!.extra.headers).toBeUndefined();
+    expect(toProblem(new ConflictError('x', 'frontend-taken'), 1)!.extra.type).toBe('urn:circuitry:conflict:frontend-taken');
+  });
+});
+
+describe('classify: one classification for HTTP, events and metrics', () => {
+  it.each([
+    [new LockTimeoutError('x'), 'retry', 503, true, 'lock-timeout'],
+    [new SessionLostError('x'), 'retry', 503, true, 'session-lost'],
+    [new StaleFenceError('x'), 'retry', 503, true, 'stale-fence'],
+    [new DependencyError('etcd', 'x'), 'retry', 503, true, 'dependency'],
+    [new NotFoundError('x'), 'not-found', 404, false, 'not-found'],
+    [new ConflictError('x', 'unloading'), 'conflict', 409, false, 'conflict:unloading'],
+    [new RejectedError('worker', 'x'), 'rejected', 422, false, 'rejected'],
+    [new ResurrectionError('x'), 'integrity', 500, false, 'integrity'],
+    [new TypeError('x'), 'bug', 500, false, 'bug'],
+  ])('%s', (err, kind, status, retryable, label) => {
+    expect(classify(err)).toEqual({ kind, status, retryable, label });
+  });
+
+  it('keeps the cause', () => {
+    const cause = new Error('ECONNREFUSED');
+    expect(new DependencyError('etcd', 'down', { cause }).cause).toBe(cause);
   });
 });
 

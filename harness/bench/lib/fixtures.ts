@@ -2,13 +2,14 @@
 // writer the fenced path is compared with.
 import { randomUUID } from 'node:crypto';
 import { parseConfig, type Config } from '../../../lib/config.js';
-import { deadline } from '../../../lib/etcd/client.js';
+import { deadline } from '../../../lib/etcd/index.js';
 import { createRuntime, type Runtime } from '../../../lib/runtime.js';
-import { createCircuit, readCircuit, replaceRoutes, upsertWorker, type CircuitView, type Queryable } from '../../../lib/db/circuits.js';
+import { createCircuit, readCircuit, registerWorker, replaceRoutes, type Queryable } from '../../../lib/db/index.js';
+import type { CircuitView } from '../../../lib/model.js';
 import { createCircuitSchema, type RouteInput } from '../../../lib/model.js';
-import { render } from '../../../lib/traefik/render.js';
-import { circuitNames, workerRoot } from '../../../lib/traefik/names.js';
-import { enc, prefixEnd } from '../../../lib/etcd/keys.js';
+import { render } from '../../../lib/traefik/index.js';
+import { circuitNames, workerRoot } from '../../../lib/traefik/index.js';
+import { enc, prefixEnd } from '../../../lib/etcd/index.js';
 
 export function benchConfig(overrides: Record<string, string> = {}): Config {
   return parseConfig({
@@ -30,7 +31,7 @@ export function benchRuntime(config: Config, poolMax = 10): Runtime {
   return rt;
 }
 
-export const q = (rt: Runtime): Queryable => rt.db as unknown as Queryable;
+export const q = (rt: Runtime): Queryable => rt.db;
 
 /** n routes; `variant` shifts ids and ports so two variants differ in every route. */
 export function routeSet(n: number, variant: number, seed = randomUUID()): RouteInput[] {
@@ -53,7 +54,7 @@ let portSeq = 10_000 + Math.floor(Math.random() * 40_000);
 /** A fresh worker and a circuit on it (generation 1, not published). */
 export async function seedCircuit(rt: Runtime, routes: RouteInput[], healthCheck: null | Record<string, unknown> = null): Promise<CircuitView> {
   const authority = `w-${randomUUID().slice(0, 8)}`;
-  await upsertWorker(q(rt), { authority, hostname: `${authority}.example.com`, wildcardDomain: 'apps.example.com', tls: false });
+  await registerWorker(rt.db, { authority, hostname: `${authority}.example.com`, wildcardDomain: 'apps.example.com', tls: false });
   const input = createCircuitSchema(rt.config.maxRoutesPerCircuit).parse({
     worker: authority,
     protocol: 'http',
@@ -85,7 +86,8 @@ export async function baselineWrite(rt: Runtime, circuitId: string, worker: stri
   const lock = await etcd.lock(`${config.metaPrefix}/baseline-locks/${circuitId}`).ttl(config.lockTtlSeconds).acquire();
   let etcdCalls = 2; // lease grant + acquire txn
   try {
-    const view = routes ? await replaceRoutes(q(rt), circuitId, routes) : await readCircuit(q(rt), circuitId);
+    // The reference system fenced nothing: a fence that wins over any other.
+    const view = routes ? await replaceRoutes(q(rt), circuitId, routes, undefined, { epoch: Number.MAX_SAFE_INTEGER, revision: '0' }) : await readCircuit(q(rt), circuitId);
     if (view === null) throw new Error(`baseline circuit ${circuitId} vanished`);
     const keys = render(view.circuit, view.worker, { traefikRoot: config.traefikRoot });
     const root = workerRoot(config.traefikRoot, worker);

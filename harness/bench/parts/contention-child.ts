@@ -6,9 +6,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closeRuntime, Invocation } from '../../../lib/runtime.js';
-import { propagate } from '../../../lib/circuits/propagate.js';
-import { updateRoutes } from '../../../lib/circuits/update-routes.js';
-import { enc } from '../../../lib/etcd/keys.js';
+import { propagate } from '../../../lib/circuits/index.js';
+import { updateRoutes } from '../../../lib/circuits/index.js';
+import { enc } from '../../../lib/etcd/index.js';
 import type { RouteInput } from '../../../lib/model.js';
 import { emit, parentMessages } from '../lib/common.js';
 import { benchConfig, benchRuntime, routeSet } from '../lib/fixtures.js';

@@ -10,12 +10,13 @@
 // (nothing else talks to this etcd meanwhile). Database round trips are counted as
 // WebSocket frames sent by the driver (lib/common.ts) and, for circuitry, by PropagateResult.
 import { closeRuntime, Invocation, type Runtime } from '../../../lib/runtime.js';
-import { propagate, type PropagateResult } from '../../../lib/circuits/propagate.js';
-import { updateRoutes } from '../../../lib/circuits/update-routes.js';
-import { deadline } from '../../../lib/etcd/client.js';
-import { enc } from '../../../lib/etcd/keys.js';
+import { propagate, type PropagateResult } from '../../../lib/circuits/index.js';
+import { updateRoutes } from '../../../lib/circuits/index.js';
+import { deadline } from '../../../lib/etcd/index.js';
+import { enc } from '../../../lib/etcd/index.js';
 import type { RouteInput } from '../../../lib/model.js';
-import { readCircuit, replaceRoutes, type CircuitView, type Queryable } from '../../../lib/db/circuits.js';
+import { readForHolder, type DbFence, replaceRoutes, type Queryable } from '../../../lib/db/index.js';
+import type { CircuitView } from '../../../lib/model.js';
 import {
   ROOT,
   countWebSocketFrames,
@@ -172,7 +173,7 @@ async function uncontended(rt: Runtime, input: { runs: number; countRuns: number
   // Stage timings of the warm variants: what updateRoutes / propagate do, with the database step
   // wrapped in a clock (lock acquired -> change starts; change done -> apply + release).
   const stages = { full: { lock: [] as number[], db: [] as number[], apply: [] as number[] }, noop: { lock: [] as number[], db: [] as number[], apply: [] as number[] } };
-  const staged = async (which: 'full' | 'noop', change: (db: Queryable, fence: string) => Promise<CircuitView | null>, wantChange: boolean) => {
+  const staged = async (which: 'full' | 'noop', change: (db: Queryable, fence: DbFence) => Promise<CircuitView | null>, wantChange: boolean) => {
     const t0 = performance.now();
     let t1 = 0;
     let t2 = 0;
@@ -198,7 +199,7 @@ async function uncontended(rt: Runtime, input: { runs: number; countRuns: number
     // circuitry, warm: session open, worker cached from the publish above. Exactly what
     // updateRoutes(inv, id, routes) and propagate(inv, id) do, with the database step timed.
     'circuitry full': () => staged('full', (db, fence) => replaceRoutes(db, cId, cFlip++ % 2 === 0 ? setB : setA, undefined, fence), true),
-    'circuitry no-op': () => staged('noop', (db) => readCircuit(db, cId), false),
+    'circuitry no-op': () => staged('noop', (db, fence) => readForHolder(db, cId, fence), false),
     // circuitry as one whole request: Invocation = lease grant, update, lease revoke
     'circuitry invocation (grant+full+revoke)': async () => {
       const one = new Invocation(rt);

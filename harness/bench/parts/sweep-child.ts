@@ -25,7 +25,7 @@ async function backends(count: number): Promise<void> {
 async function sweep(): Promise<void> {
   const frames = await countWebSocketFrames();
   const { createRuntime, closeRuntime, Invocation } = await import('../../../lib/runtime.js');
-  const { runSweep, closeProbers } = await import('../../../lib/health/sweep.js');
+  const { runSweep, closeProbers } = await import('../../../lib/health/index.js');
   const { benchConfig } = await import('../lib/fixtures.js');
   const next = parentMessages();
   const rt = createRuntime(benchConfig());

@@ -6,7 +6,8 @@
 import { createInterface } from 'node:readline';
 import { parseConfig } from '../../../lib/config.js';
 import { closeRuntime, createRuntime, Invocation } from '../../../lib/runtime.js';
-import { closeProbers, runSweep } from '../../../lib/health/sweep.js';
+import { runSweep } from '../../../lib/health/sweep.js';
+import { closeProbers } from '../../../lib/health/probers.js';
 import type { RouteHealthChanged } from '../../../lib/health/events.js';
 
 const [nowArg, batchArg, ...flags] = process.argv.slice(2);

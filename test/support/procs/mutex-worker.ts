@@ -8,16 +8,14 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../../../lib/config.js';
 import { closeRuntime, createRuntime, Invocation } from '../../../lib/runtime.js';
-import { acquire, release, withLock } from '../../../lib/etcd/mutex.js';
-import { applyFenced } from '../../../lib/etcd/fenced-apply.js';
+import { acquire, applyFenced, Session, withLock } from '../../../lib/etcd/index.js';
 import { enc } from '../../../lib/etcd/keys.js';
-import type { Queryable } from '../../../lib/db/circuits.js';
 
 const [mode, prefix, ...args] = process.argv.slice(2);
 const rt = createRuntime(parseConfig(process.env));
 const inv = new Invocation(rt);
-const db = rt.db as unknown as Queryable;
-const opts = { waitMs: rt.config.lockWaitMs, rpcTimeoutMs: rt.config.etcd.timeoutMs };
+const db = rt.db;
+const opts = { prefix: prefix ?? '', epochKey: `${prefix ?? ''}epoch`, waitMs: rt.config.lockWaitMs, rpcTimeoutMs: rt.config.etcd.timeoutMs };
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 async function main(): Promise<void> {
@@ -35,7 +33,7 @@ async function main(): Promise<void> {
       };
       for (let i = 0; i < rounds; i++) {
         if (noLock) await step();
-        else await withLock(rt.etcd, session, prefix, { ...opts, waitMs: 60_000 }, step);
+        else await withLock(session, { ...opts, waitMs: 60_000 }, step);
       }
       out({ done: rounds });
       break;
@@ -43,7 +41,7 @@ async function main(): Promise<void> {
     case 'fifo': {
       const [name, holdMs] = args;
       out({ queued: name });
-      await withLock(rt.etcd, session, prefix, { ...opts, waitMs: 60_000 }, async () => {
+      await withLock(session, { ...opts, waitMs: 60_000 }, async () => {
         await db.query('INSERT INTO test_fifo_log (prefix, name) VALUES ($1, $2)', [prefix, name]);
         await sleep(Number(holdMs));
       });
@@ -53,8 +51,8 @@ async function main(): Promise<void> {
     case 'try': {
       const started = Date.now();
       try {
-        const a = await acquire(rt.etcd, session, prefix, { ...opts, waitMs: Number(args[0]) });
-        await release(rt.etcd, a.lock, opts.rpcTimeoutMs);
+        const a = await acquire(session, { ...opts, waitMs: Number(args[0]) });
+        await a.lock.release(opts.rpcTimeoutMs);
         out({ acquired: true, elapsedMs: Date.now() - started });
       } catch (err) {
         out({ acquired: false, error: (err as Error).name, elapsedMs: Date.now() - started });
@@ -63,7 +61,7 @@ async function main(): Promise<void> {
     }
     case 'pause': {
       const [key, flag] = args;
-      const a = await acquire(rt.etcd, session, prefix, opts);
+      const a = await acquire(session, opts);
       out({ acquired: a.lock.createRevision, key: a.lock.key });
       const lines = createInterface({ input: process.stdin });
       for await (const line of lines) if (line.trim() === 'go') break;
@@ -73,20 +71,19 @@ async function main(): Promise<void> {
       } else {
         // Bypass the local liveness check on purpose: this proves etcd's fence alone refuses
         // the write of a holder that lost its lock while paused.
-        const lock = { ...a.lock, session: Object.assign(Object.create(Object.getPrototypeOf(session)), session, { assertAlive() {} }) };
+        Session.trustLocalClock = false;
         try {
-          await applyFenced(rt.etcd, {
-            lock,
+          await applyFenced({
+            lock: a.lock,
             metaKey: `${key}.meta`,
             seen: { modRevision: '0', value: null },
             steps: [{ puts: [[key!, 'stale']], deletes: [], deletePrefixes: [] }],
             meta: { generation: 1, deleted: false, worker: null },
-            release: true,
             rpcTimeoutMs: opts.rpcTimeoutMs,
           });
           out({ result: 'applied' });
         } catch (err) {
-          out({ result: 'rejected', error: (err as Error).name, reason: (err as { reason?: string }).reason });
+          out({ result: 'rejected', error: (err as Error).name, reason: (err as { fence?: string }).fence });
         }
       }
       break;

@@ -1,0 +1,42 @@
+// etcd3's errors, translated into the taxonomy at the protocol's boundary (lib/errors.ts).
+import {
+  ClientClosedError,
+  EtcdAuthenticationFailedError,
+  EtcdError,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  EtcdRoleNotGrantedError,
+  EtcdUserNotFoundError,
+  GRPCGenericError,
+  GRPCUnauthenticatedError,
+} from 'etcd3';
+import { CircuitryError, DependencyError, MisconfiguredError, SessionLostError } from '../errors.js';
+
+const credentialErrors = [EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, EtcdRoleNotGrantedError, GRPCUnauthenticatedError];
+
+/** Our own errors pass; etcd's become DependencyError, SessionLostError or MisconfiguredError; the rest is a bug. */
+export function etcdFailure(err: unknown): Error {
+  if (err instanceof CircuitryError) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  // etcd no longer knows our lease (it expired while we were paused): our session is lost.
+  if (err instanceof EtcdLeaseInvalidError) return new SessionLostError(`etcd session lost: ${e.message}`, { cause: err });
+  if (credentialErrors.some((c) => err instanceof c)) {
+    return new MisconfiguredError('the service is misconfigured: etcd refused its credentials', { cause: err });
+  }
+  if (err instanceof GRPCGenericError || err instanceof ClientClosedError || (err instanceof EtcdError && /unavailable|timed out|deadline/i.test(e.message))) {
+    return new DependencyError('etcd', e.message, { cause: err });
+  }
+  return e;
+}
+
+/** A read or watch at a revision that compaction has removed. */
+export const isCompacted = (err: unknown): boolean => /compacted/i.test((err as Error | undefined)?.message ?? '');
+
+/** Runs an etcd call, translating its failure. */
+export async function etcdCall<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw etcdFailure(err);
+  }
+}
