@@ -26,6 +26,14 @@ export interface EtcdService {
   stop(): Promise<void>;
   /** Restarts on the same port and data dir (data is kept); resolves once healthy. */
   start(): Promise<void>;
+  /** Saves a snapshot of the running etcd to `file` (etcdctl snapshot save). */
+  snapshot(file: string): Promise<void>;
+  /**
+   * Disaster recovery as an operator does it: stops etcd, replaces its data with the snapshot
+   * (etcdctl snapshot restore: the revision history rolls back to the snapshot's), restarts it on
+   * the same ports.
+   */
+  restore(file: string): Promise<void>;
 }
 
 export interface PostgresService {
@@ -55,6 +63,11 @@ export interface ServicesOptions<E extends boolean = true, P extends boolean = t
   etcd?: E;
   /** Start PostgreSQL and the WebSocket proxy in front of it. Default true. */
   postgres?: P;
+  /**
+   * etcd's auto-compaction (off by default: the chaos harness reads the whole history back).
+   * E.g. { mode: 'revision', retention: '1000' } keeps the last 1000 revisions.
+   */
+  etcdAutoCompaction?: { mode: 'periodic' | 'revision'; retention: string };
 }
 
 export interface Services<E extends boolean = true, P extends boolean = true> {
@@ -490,7 +503,12 @@ function httpHealthy(url: string): Promise<boolean> {
   });
 }
 
-async function startEtcd(inst: Instance, etcdBin: string, deadlineMs = 15_000): Promise<EtcdService> {
+async function startEtcd(
+  inst: Instance,
+  etcdBin: string,
+  opts: { autoCompaction?: { mode: string; retention: string }; etcdctl?: string } = {},
+  deadlineMs = 15_000,
+): Promise<EtcdService> {
   const dataDir = path.join(inst.dir, 'etcd');
   const logFile = path.join(inst.dir, 'etcd.log');
   let clientPort = 0;
@@ -510,6 +528,7 @@ async function startEtcd(inst: Instance, etcdBin: string, deadlineMs = 15_000): 
       '--election-timeout=100',
       '--logger=zap',
       '--log-level=error',
+      ...(opts.autoCompaction ? [`--auto-compaction-mode=${opts.autoCompaction.mode}`, `--auto-compaction-retention=${opts.autoCompaction.retention}`] : []),
     ];
     const extraEnv: Record<string, string> = process.arch === 'x64' ? {} : { ETCD_UNSUPPORTED_ARCH: process.arch };
     const offset = fileSize(logFile);
@@ -553,7 +572,22 @@ async function startEtcd(inst: Instance, etcdBin: string, deadlineMs = 15_000): 
       if (cur && !cur.exited) return;
       await launch();
     },
+    snapshot: async (file) => etcdctl(['--endpoints', endpoint, 'snapshot', 'save', file]),
+    restore: async (file) => {
+      await inst.stopProc('etcd', 'SIGTERM', 5000);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      const peer = `http://127.0.0.1:${peerPort}`;
+      await etcdctl(['snapshot', 'restore', file, '--name', 't', '--data-dir', dataDir, '--initial-cluster', `t=${peer}`, '--initial-advertise-peer-urls', peer]);
+      await launch();
+    },
   };
+
+  async function etcdctl(args: string[]): Promise<void> {
+    const bin = opts.etcdctl ?? findOnPath('etcdctl');
+    if (bin === undefined) throw new Error('etcdctl is not installed (apt-get install -y etcd-client)');
+    const r = spawnSync(bin, args, { env: cleanEnv({ ETCDCTL_API: '3' }), encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`etcdctl ${args.slice(0, 2).join(' ')} failed: ${(r.stderr || r.stdout || '').trim().slice(0, 500)}`);
+  }
 }
 
 // ---- PostgreSQL --------------------------------------------------------------------------------------
@@ -722,7 +756,7 @@ export async function startServices<E extends boolean = true, P extends boolean 
     inst.closeProxy = proxy ? proxy.close : null;
     const settled = await Promise.allSettled([
       wantEtcd
-        ? startEtcd(inst, bins.etcd!).then((s) => {
+        ? startEtcd(inst, bins.etcd!, opts.etcdAutoCompaction ? { autoCompaction: opts.etcdAutoCompaction } : {}).then((s) => {
             timings.etcdMs = Math.round(performance.now() - t0);
             log(`services: etcd ready at ${s.endpoint} (pid ${s.pid}) in ${timings.etcdMs} ms`);
             return s;

@@ -59,7 +59,7 @@ for (const [name, port] of [['http-port', httpPort], ['lambda-port', lambdaPort]
 // eslint-disable-next-line prefer-const -- assigned after stop() (which reads it) is defined
 let offline: ChildProcess | undefined;
 let stopping = false;
-const services = await startServices({ log: (l) => log(`services: ${l}`) });
+const services = await startServices({ log: (l) => log(`services: ${l}`), etcdAutoCompaction: { mode: 'periodic', retention: '1h' } });
 log(`etcd ${services.etcd.endpoint}, postgres ${services.postgres.url} (via ws proxy ${services.wsProxy.url})`);
 log('migrating');
 await migrate(services.postgres.url, services.wsProxy.url, (l) => log(`migrate: ${l}`));

@@ -29,8 +29,12 @@ export function etcdFailure(err: unknown): Error {
   return e;
 }
 
-/** A read or watch at a revision that compaction has removed. */
-export const isCompacted = (err: unknown): boolean => /compacted/i.test((err as Error | undefined)?.message ?? '');
+/**
+ * A read or watch at a revision that compaction has removed. (etcd cancels such a watch with its
+ * compact_revision set and, in 3.4, an empty cancel reason, which etcd3 reports as
+ * "Watcher canceled: ".)
+ */
+export const isCompacted = (err: unknown): boolean => /compacted|^Watcher canceled:\s*$/i.test((err as Error | undefined)?.message ?? '');
 
 /** Runs an etcd call, translating its failure. */
 export async function etcdCall<T>(p: Promise<T>): Promise<T> {

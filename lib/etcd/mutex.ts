@@ -15,6 +15,7 @@ import { deadline } from './client.js';
 import { etcdFailure, isCompacted } from './failures.js';
 import { decodeEpoch } from './epoch-codec.js';
 import { LockLostError, LockTimeoutError } from '../errors.js';
+import { failpoint } from '../failpoints.js';
 import type { Session } from './session.js';
 
 /** What a holder's database statements are compared with: (epoch, revision) only ever grows. */
@@ -229,6 +230,7 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
       rpcs++;
       const predecessor = pred.kvs[0];
       if (predecessor === undefined) break;
+      await failpoint('mutex.beforeWatch', { predecessor: kvKey(predecessor), key });
       await waitForDelete(etcd, kvKey(predecessor), BigInt(pred.header.revision) + 1n, until);
     }
     // We are first in line. Our key may still have expired while we waited: re-check it and take

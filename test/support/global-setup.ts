@@ -56,7 +56,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const log = (line: string): void => {
     if (verbose) process.stderr.write(`${line}\n`);
   };
-  const services = await startServices({ log });
+  // Auto-compaction as in production (README: etcd maintenance); tests that read old revisions read recent ones.
+  const services = await startServices({ log, etcdAutoCompaction: { mode: 'revision', retention: '10000' } });
   try {
     const migrate = await loadMigrate();
     if (migrate) await migrate(services.env.DATABASE_URL!, services.env.NEON_WS_PROXY, log);

@@ -121,3 +121,28 @@ describe('other transport and layout guards', () => {
     expect(msgs[2]).toMatch(/DATABASE_URL must be a postgres:\/\/ URL/);
   });
 });
+
+describe('state retention and ownership settings', () => {
+  it('defaults: 60 s unload grace, report orphans, tombstones for an hour, deleted rows for 30 days', () => {
+    const c = parseConfig(base);
+    expect(c).toMatchObject({ unloadGraceSeconds: 60, orphanPolicy: 'report', functionTimeoutSeconds: 900, tombstoneRetentionSeconds: 3600, deletedRetentionDays: 30 });
+  });
+
+  it('refuses a tombstone retention shorter than the longest life of a stale writer (function timeout + lock TTL)', () => {
+    const bad = { ...base, FUNCTION_TIMEOUT_SECONDS: '30', LOCK_TTL_SECONDS: '10', TOMBSTONE_RETENTION_SECONDS: '40' };
+    expect(() => parseConfig(bad)).toThrow(/TOMBSTONE_RETENTION_SECONDS must exceed FUNCTION_TIMEOUT_SECONDS \+ LOCK_TTL_SECONDS \(40 s\)/);
+    expect(parseConfig({ ...bad, TOMBSTONE_RETENTION_SECONDS: '41' }).tombstoneRetentionSeconds).toBe(41);
+  });
+
+  it('refuses deleted rows that would be purged before their tombstone retires', () => {
+    expect(() => parseConfig({ ...base, TOMBSTONE_RETENTION_SECONDS: String(2 * 86400), DELETED_RETENTION_DAYS: '1' })).toThrow(/DELETED_RETENTION_DAYS must be longer than TOMBSTONE_RETENTION_SECONDS/);
+  });
+
+  it.each([
+    ['ORPHAN_POLICY', 'purge', /ORPHAN_POLICY must be "report" or "delete"/],
+    ['UNLOAD_GRACE_SECONDS', '-1', /UNLOAD_GRACE_SECONDS/],
+    ['DELETED_RETENTION_DAYS', '0', /DELETED_RETENTION_DAYS/],
+  ])('names %s when it is invalid', (name, value, message) => {
+    expect(() => parseConfig({ ...base, [name]: value })).toThrow(message);
+  });
+});
