@@ -205,6 +205,8 @@ export interface Circuit {
   unloadRequestedAt: string | null;
   /** When etcd was confirmed to hold none of the deleted circuit's keys: its frontend is free again. */
   keysRemovedAt: string | null;
+  /** Digest of the request that created it (an idempotent retry matches it); null for old circuits. */
+  createDigest: string | null;
 }
 
 /** A circuit as read from the database, with its worker (rendering needs both). */

@@ -32,3 +32,7 @@ CREATE TABLE etcd_epochs (
   reason           text NOT NULL,
   started_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- POST /v2/circuits is idempotent: a retry of the request that created a circuit (same id, same
+-- body) answers the stored circuit, even after its routes changed since.
+ALTER TABLE circuits ADD COLUMN create_digest text;

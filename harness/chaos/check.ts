@@ -40,11 +40,22 @@
 //   the database (generation, tombstone), with no meta for an unknown circuit.
 // R  Honest responses (checkResponses): a request whose database change committed must not be
 //   answered "nothing was changed" (DESIGN §3: "say so in the response").
+// I5 Only fresh data is written (checkFreshness), dated by the one clock every process shares:
+//   I5/stale-render  no etcd write of C (a meta put of generation g, dated by when its transaction
+//                    was sent) renders a generation older than one the database had committed for
+//                    C before it (a commit of g' > g whose commit time precedes the send);
+//   I5/commit-under-superseded-lock  no database change of C commits under a fence f after a
+//                    statement of a newer lock holder of C (fence f' > f) has completed: every
+//                    holder, reader or writer, supersedes the older ones in the database too.
+// I6 Nothing accepted is lost (checkAccepted): after the grace period and one sweep, every
+//   accepted DELETE (202) has its circuit deleted and its keys gone, and every accepted create
+//   or update (2xx) is in etcd (the meta holds its generation or a later one) unless the circuit
+//   was deleted since.
 import { circuitIdOfKey, workerRoot } from '../../lib/traefik/index.js';
 import { circuitOfMetaKey, decodeMeta, lockPrefix, metaKey, parseLockKey, parseWriter, type CircuitMeta } from '../../lib/etcd/index.js';
 
-export type Invariant = 'I1' | 'I2' | 'I3' | 'I4' | 'R';
-export const INVARIANTS: readonly Invariant[] = ['I1', 'I2', 'I3', 'I4', 'R'];
+export type Invariant = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'I6' | 'R';
+export const INVARIANTS: readonly Invariant[] = ['I1', 'I2', 'I3', 'I4', 'I5', 'I6', 'R'];
 
 export interface HistEvent {
   rev: number;
@@ -153,7 +164,7 @@ export function classifier(layout: Layout): (key: string) => KeyClass {
   };
 }
 
-const emptyCounts = (): Record<Invariant, number> => ({ I1: 0, I2: 0, I3: 0, I4: 0, R: 0 });
+const emptyCounts = (): Record<Invariant, number> => ({ I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0, R: 0 });
 
 /** Collects violations, keeping at most `cap` per rule (all are counted). */
 class Sink {
@@ -597,6 +608,144 @@ export function checkResponses(ops: readonly OpRecord[], opts: { capPerRule?: nu
       leases: op.leases ?? [],
       op: { worker: op.worker, i: op.i, kind: op.kind },
     });
+  }
+  return { violations: sink.list, counts: sink.counts, byRule: sink.byRule };
+}
+
+// ---- I5 ------------------------------------------------------------------------------------------
+
+/** A database change as committed (the recorder's trigger, at commit time). */
+export interface DbCommit {
+  circuitId: string;
+  generation: number;
+  recordedMs: number;
+  fenceEpoch: number;
+  fenceRevision: number;
+}
+
+/** A statement a lock holder ran and that returned the circuit (it read or changed it under its fence). */
+export interface HolderStatement {
+  circuitId: string;
+  epoch: number;
+  revision: number;
+  doneMs: number;
+}
+
+const fenceLess = (a: { epoch: number; revision: number }, b: { epoch: number; revision: number }): boolean =>
+  a.epoch < b.epoch || (a.epoch === b.epoch && a.revision < b.revision);
+
+export function checkFreshness(
+  layout: Layout,
+  events: readonly HistEvent[],
+  commits: readonly DbCommit[],
+  statements: readonly HolderStatement[],
+  /** etcd revision -> wall-clock ms its transaction was sent (from the workers' logs). */
+  sentAt: ReadonlyMap<number, number>,
+  opts: { capPerRule?: number } = {},
+): { violations: Violation[]; counts: Record<Invariant, number>; byRule: Record<string, number>; judged: number; unjudged: number } {
+  const sink = new Sink(opts.capPerRule ?? 50);
+  const classify = classifier(layout);
+  const commitsOf = new Map<string, DbCommit[]>();
+  for (const c of commits) {
+    const list = commitsOf.get(c.circuitId) ?? [];
+    list.push(c);
+    commitsOf.set(c.circuitId, list);
+  }
+  let judged = 0;
+  let unjudged = 0;
+  for (const ev of events) {
+    if (ev.type !== 'put') continue;
+    const k = classify(ev.key);
+    if (k.kind !== 'meta') continue;
+    const m = parseMeta(ev.value);
+    if (m === null) continue;
+    const sent = sentAt.get(ev.rev);
+    if (sent === undefined) {
+      unjudged++;
+      continue;
+    }
+    judged++;
+    const newer = (commitsOf.get(k.circuitId) ?? []).find((c) => c.generation > m.generation && c.recordedMs < sent);
+    if (newer !== undefined) {
+      sink.add({
+        invariant: 'I5',
+        rule: 'stale-render',
+        message: `revision ${ev.rev} wrote circuit ${k.circuitId} at generation ${m.generation} (sent at ${sent}), but the database had committed generation ${newer.generation} at ${Math.round(newer.recordedMs)}, ${Math.round(sent - newer.recordedMs)} ms before`,
+        circuitId: k.circuitId,
+        revision: ev.rev,
+        revisions: [ev.rev],
+        leases: m.writer ? [m.writer.split('@')[0]!] : [],
+      });
+    }
+  }
+  const byCircuit = new Map<string, HolderStatement[]>();
+  for (const st of statements) {
+    const list = byCircuit.get(st.circuitId) ?? [];
+    list.push(st);
+    byCircuit.set(st.circuitId, list);
+  }
+  for (const list of byCircuit.values()) list.sort((a, b) => a.doneMs - b.doneMs);
+  for (const c of commits) {
+    if (c.fenceEpoch === 0 && c.fenceRevision === 0) continue; // a creation: no lock, nothing to supersede
+    const mine = { epoch: c.fenceEpoch, revision: c.fenceRevision };
+    const newer = (byCircuit.get(c.circuitId) ?? []).find((st) => st.doneMs < c.recordedMs && fenceLess(mine, st));
+    if (newer !== undefined) {
+      sink.add({
+        invariant: 'I5',
+        rule: 'commit-under-superseded-lock',
+        message: `circuit ${c.circuitId} committed generation ${c.generation} under fence ${c.fenceEpoch}:${c.fenceRevision} at ${Math.round(c.recordedMs)}, after a holder with the newer fence ${newer.epoch}:${newer.revision} had read or changed it (${Math.round(c.recordedMs - newer.doneMs)} ms before)`,
+        circuitId: c.circuitId,
+        revisions: [newer.revision, c.fenceRevision],
+        leases: [],
+      });
+    }
+  }
+  return { violations: sink.list, counts: sink.counts, byRule: sink.byRule, judged, unjudged };
+}
+
+// ---- I6 ------------------------------------------------------------------------------------------
+
+/** A request the API accepted (2xx). */
+export interface AcceptedRequest {
+  worker: number;
+  i: number;
+  kind: 'delete' | 'write';
+  circuitId: string;
+  /** write: the generation the answer reported. */
+  generation?: number;
+}
+
+export function checkAccepted(
+  layout: Layout,
+  accepted: readonly AcceptedRequest[],
+  final: { keys: ReadonlyMap<string, string>; metas: ReadonlyMap<string, string>; circuits: readonly FinalCircuit[] },
+  opts: { capPerRule?: number } = {},
+): { violations: Violation[]; counts: Record<Invariant, number>; byRule: Record<string, number> } {
+  const sink = new Sink(opts.capPerRule ?? 50);
+  const classify = classifier(layout);
+  const keysOf = new Map<string, number>();
+  for (const k of final.keys.keys()) {
+    const cls = classify(k);
+    if (cls.kind === 'traefik') keysOf.set(cls.circuitId, (keysOf.get(cls.circuitId) ?? 0) + 1);
+  }
+  const db = new Map(final.circuits.map((c) => [c.id, c]));
+  for (const a of accepted) {
+    const c = db.get(a.circuitId);
+    const op = { worker: a.worker, i: a.i, kind: a.kind };
+    if (a.kind === 'delete') {
+      if (c !== undefined && !c.deleted) {
+        sink.add({ invariant: 'I6', rule: 'accepted-delete-not-done', message: `worker ${a.worker} op ${a.i}: DELETE of circuit ${a.circuitId} was accepted (202) but the circuit is still live after the grace period and a sweep`, circuitId: a.circuitId, revisions: [], leases: [], op });
+      } else if ((keysOf.get(a.circuitId) ?? 0) > 0) {
+        sink.add({ invariant: 'I6', rule: 'accepted-delete-keys-left', message: `worker ${a.worker} op ${a.i}: circuit ${a.circuitId} was deleted but ${keysOf.get(a.circuitId)} of its keys are still in etcd`, circuitId: a.circuitId, revisions: [], leases: [], op });
+      }
+      continue;
+    }
+    if (c === undefined || c.deleted) continue; // deleted since: the deletion is what etcd must show
+    const raw = final.metas.get(a.circuitId);
+    const m = raw === undefined ? null : parseMeta(raw);
+    if (m === null || m.generation < (a.generation ?? 0)) {
+      sink.add({ invariant: 'I6', rule: 'accepted-write-not-applied', message: `worker ${a.worker} op ${a.i}: a write of circuit ${a.circuitId} at generation ${a.generation} was accepted, but etcd holds ${m === null ? 'no meta' : `generation ${m.generation}`} after a sweep`, circuitId: a.circuitId, revisions: [], leases: [], op });
+    }
   }
   return { violations: sink.list, counts: sink.counts, byRule: sink.byRule };
 }

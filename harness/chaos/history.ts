@@ -67,22 +67,26 @@ export async function currentRevision(etcd: Etcd3): Promise<number> {
 
 export const HISTORY_TRIGGER_SQL = `
 CREATE TABLE IF NOT EXISTS chaos_generations (
-  circuit_id  uuid NOT NULL,
-  generation  bigint NOT NULL,
-  deleted     boolean NOT NULL,
-  view        jsonb NOT NULL,
-  recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  circuit_id    uuid NOT NULL,
+  generation    bigint NOT NULL,
+  deleted       boolean NOT NULL,
+  view          jsonb NOT NULL,
+  -- The fence the change committed under (0:0 for a creation, which takes no lock).
+  lock_epoch    bigint NOT NULL,
+  lock_revision bigint NOT NULL,
+  recorded_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (circuit_id, generation)
 );
 CREATE OR REPLACE FUNCTION chaos_record_generation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   -- Deferred to commit time: sees everything the transaction wrote (routes included).
-  INSERT INTO chaos_generations (circuit_id, generation, deleted, view)
+  INSERT INTO chaos_generations (circuit_id, generation, deleted, view, lock_epoch, lock_revision)
   SELECT c.id, c.generation, c.deleted_at IS NOT NULL,
          jsonb_build_object(
            'circuit', row_to_json(c),
            'routes', (SELECT json_agg(row_to_json(r) ORDER BY r.position) FROM routes r WHERE r.circuit_id = c.id),
-           'worker', (SELECT row_to_json(w) FROM workers w WHERE w.authority = c.worker))
+           'worker', (SELECT row_to_json(w) FROM workers w WHERE w.authority = c.worker)),
+         c.lock_epoch, c.lock_revision
     FROM circuits c WHERE c.id = NEW.id
   ON CONFLICT DO NOTHING;
   RETURN NULL;
@@ -109,9 +113,22 @@ export function viewFromStored(v: StoredView): CircuitView {
   };
 }
 
-export async function readGenerations(db: Queryable): Promise<Array<{ circuitId: string; generation: number; deleted: boolean; view: CircuitView; recordedAt: string }>> {
-  const r = await db.query<{ circuit_id: string; generation: string; deleted: boolean; view: StoredView; recorded_at: string }>(
-    'SELECT circuit_id, generation, deleted, view, recorded_at FROM chaos_generations ORDER BY circuit_id, generation',
+export interface StoredGeneration {
+  circuitId: string;
+  generation: number;
+  deleted: boolean;
+  view: CircuitView;
+  recordedAt: string;
+  /** Wall-clock ms of the commit (its deferred trigger): comparable with the workers' Date.now(). */
+  recordedMs: number;
+  fenceEpoch: number;
+  fenceRevision: number;
+}
+
+export async function readGenerations(db: Queryable): Promise<StoredGeneration[]> {
+  const r = await db.query<{ circuit_id: string; generation: string; deleted: boolean; view: StoredView; recorded_at: string; recorded_ms: string; lock_epoch: string; lock_revision: string }>(
+    `SELECT circuit_id, generation, deleted, view, recorded_at, extract(epoch FROM recorded_at) * 1000 AS recorded_ms, lock_epoch, lock_revision
+       FROM chaos_generations ORDER BY circuit_id, generation`,
   );
   return r.rows.map((x) => ({
     circuitId: x.circuit_id,
@@ -119,5 +136,8 @@ export async function readGenerations(db: Queryable): Promise<Array<{ circuitId:
     deleted: x.deleted,
     view: viewFromStored(x.view),
     recordedAt: new Date(x.recorded_at).toISOString(),
+    recordedMs: Number(x.recorded_ms),
+    fenceEpoch: Number(x.lock_epoch),
+    fenceRevision: Number(x.lock_revision),
   }));
 }

@@ -2,13 +2,14 @@
 // the option. Pure: parseOptions throws a UsageError, the CLI prints it.
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { FAULT_KINDS, type FaultKind } from './workload.js';
+import { FAULT_COUNTS, FAULT_KINDS, type FaultKind } from './workload.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export type Strategy = 'circuitry' | 'naive';
+export type Strategy = 'circuitry' | 'naive' | 'unfenced-reads';
+export const STRATEGIES: readonly Strategy[] = ['circuitry', 'naive', 'unfenced-reads'];
 
 export interface Options {
   help: boolean;
@@ -41,13 +42,16 @@ Options:
   --procs P            worker processes (default 4)
   --lanes L            operations in flight per worker process (default 2)
   --seed S             seed (default: random); the same seed replays the same operations and faults
-  --faults LIST        comma-separated: pause,kill,etcd-restart,db-drop, or none (default: all four)
-  --pauses N           pause faults (SIGSTOP > LOCK_TTL_SECONDS, then SIGCONT) (default 1.2% of ops)
+  --faults LIST        comma-separated: ${FAULT_KINDS.join(',')}, or none (default: all)
+  --pauses N           pause faults (SIGSTOP > LOCK_TTL_SECONDS, then SIGCONT) (default 1.2% of ops);
+                       half are armed at a statement under a lock (before it: the lock expires first)
   --kills N            kill faults (SIGKILL mid-operation, replacement started) (default 0.6% of ops)
   --etcd-restarts N    etcd restarts (same port and data) (default max(1, 0.04% of ops))
   --db-drops N         dropped database connections (default 0.2% of ops)
-  --strategy S         circuitry (default) or naive: the reference system's write path, a negative
-                       control that must report violations
+  --dropped-unloads N  accepted DELETEs whose CircuitUnloadRequested is never delivered (default 0.3% of ops)
+  --strategy S         circuitry (default), or a negative control that must report violations:
+                       naive (the reference system's write path) or unfenced-reads (lock holders
+                       that only read do not advance the database fence)
   --circuits N         circuit slots the operations contend on (default 6)
   --backends N         fake backends whose health flips (default 6)
   --lock-ttl S         LOCK_TTL_SECONDS of the workers (default 2)
@@ -64,7 +68,7 @@ violation-<n>.json with the minimal slice of history that shows it and the comma
 Exit status: 0 when the run met its expectation (circuitry: no violation; naive: at least one),
 1 when it did not, 2 for a usage or harness error.`;
 
-const INT_OPTS = ['ops', 'procs', 'lanes', 'pauses', 'kills', 'etcd-restarts', 'db-drops', 'circuits', 'backends', 'lock-ttl', 'time-limit'] as const;
+const INT_OPTS = ['ops', 'procs', 'lanes', ...FAULT_KINDS.map((k) => FAULT_COUNTS[k].option), 'circuits', 'backends', 'lock-ttl', 'time-limit'] as const;
 
 function int(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
@@ -117,23 +121,17 @@ export function parseOptions(argv: readonly string[]): Options {
     }
     if (faults.length === 0) throw new UsageError('--faults is empty (use --faults none for no faults)');
   }
-  const defaults: Record<FaultKind, number> = {
-    pause: Math.ceil(ops * 0.012),
-    kill: Math.ceil(ops * 0.006),
-    'etcd-restart': Math.max(1, Math.ceil(ops * 0.0004)),
-    'db-drop': Math.ceil(ops * 0.002),
-  };
-  const countOpt: Record<FaultKind, string> = { pause: 'pauses', kill: 'kills', 'etcd-restart': 'etcd-restarts', 'db-drop': 'db-drops' };
   const counts = {} as Record<FaultKind, number>;
   for (const k of FAULT_KINDS) {
-    const raw = s(countOpt[k]);
-    const n = raw !== undefined ? int(countOpt[k], raw, 0, 100_000) : defaults[k];
-    if (raw !== undefined && n > 0 && !faults.includes(k)) throw new UsageError(`--${countOpt[k]} ${n} given but "${k}" is not in --faults`);
+    const opt = FAULT_COUNTS[k].option;
+    const raw = s(opt);
+    const n = raw !== undefined ? int(opt, raw, 0, 100_000) : FAULT_COUNTS[k].default(ops);
+    if (raw !== undefined && n > 0 && !faults.includes(k)) throw new UsageError(`--${opt} ${n} given but "${k}" is not in --faults`);
     counts[k] = faults.includes(k) ? n : 0;
   }
 
-  const strategy = s('strategy') ?? 'circuitry';
-  if (strategy !== 'circuitry' && strategy !== 'naive') throw new UsageError(`--strategy must be circuitry or naive, got "${strategy}"`);
+  const strategy = (s('strategy') ?? 'circuitry') as Strategy;
+  if (!STRATEGIES.includes(strategy)) throw new UsageError(`--strategy must be one of ${STRATEGIES.join(', ')}, got "${strategy}"`);
   const bypass = s('bypass-liveness') ?? 'half';
   if (bypass !== 'none' && bypass !== 'half' && bypass !== 'all') throw new UsageError(`--bypass-liveness must be none, half or all, got "${bypass}"`);
   const out = s('out') ?? null;
@@ -168,10 +166,7 @@ export function replayCommand(o: Options): string {
     ['backends', String(o.backends)],
     ['lock-ttl', String(o.lockTtlSeconds)],
     ['bypass-liveness', o.bypassLiveness],
-    ['pauses', String(o.counts.pause)],
-    ['kills', String(o.counts.kill)],
-    ['etcd-restarts', String(o.counts['etcd-restart'])],
-    ['db-drops', String(o.counts['db-drop'])],
+    ...FAULT_KINDS.map((k): [string, string] => [FAULT_COUNTS[k].option, String(o.counts[k])]),
     ['time-limit', String(o.timeLimitSeconds)],
   ];
   for (const [k, val] of extra) if (o.given[k] !== undefined) parts.push(`--${k} ${val}`);

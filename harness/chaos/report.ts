@@ -13,12 +13,16 @@ export interface OpLogRecord {
   circuitId?: string;
   http?: number;
   detail?: string;
+  /** The generation a 2xx answer reported. */
+  generation?: number;
   start: number;
   end: number;
   ms: number;
   leases: string[];
-  txns: Array<{ rev?: number; ok?: boolean; lock?: string; meta?: boolean; puts?: number; dels?: number; err?: string }>;
+  txns: Array<{ rev?: number; ok?: boolean; lock?: string; meta?: boolean; puts?: number; dels?: number; err?: string; sent?: number; at?: number }>;
   commits?: Array<{ circuitId: string; generation: number; what: string }>;
+  /** Statements run under a lock: circuit, fence, when the answer arrived, rows returned. */
+  locked?: Array<{ c: string; epoch: number; rev: number; sent: number; done: number; rows: number }>;
   extra?: Record<string, unknown>;
 }
 

@@ -29,9 +29,12 @@ import {
 import type { WorkerConfig } from './worker.js';
 import { startBackends, type Backends } from './backends.js';
 import {
+  checkAccepted,
   checkConvergence,
+  checkFreshness,
   checkHistory,
   checkResponses,
+  type AcceptedRequest,
   INVARIANTS,
   type FinalCircuit,
   type GenerationRecord,
@@ -44,6 +47,10 @@ import { fmtMs, sliceFor, table, type FaultRecord, type OpLogRecord } from './re
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker.ts', import.meta.url));
 const TRAEFIK_ROOT = 'traefik';
+const UNLOAD_GRACE_SECONDS = 2;
+// Longer than the lock TTL plus etcd's lease-expiry check (500 ms): a waiter queued behind a
+// paused holder outlasts that holder's lease.
+const LOCK_WAIT_MS = 4000;
 const META_PREFIX = 'circuitry';
 const layout = { traefikRoot: TRAEFIK_ROOT, metaPrefix: META_PREFIX };
 
@@ -72,6 +79,10 @@ function now(): number {
 
 class ChaosRun {
   private readonly started = now();
+  private readersScheduled = 0;
+  private readonly readerPauses = new Map<number, { slot: Slot; fault: FaultRecord }>();
+  /** Harness servers to close at the end. */
+  private readonly closers: Array<() => Promise<void>> = [];
   private readonly outDir: string;
   private readonly slots: Slot[] = [];
   private readonly faultLog: FaultRecord[] = [];
@@ -111,7 +122,7 @@ class ChaosRun {
     const errs = this.countStatus((s) => s === 'error' || s === 'harness-error');
     return (
       `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${this.opsDone}/${this.o.ops} ops` +
-      ` | pause ${f.pause} kill ${f.kill} etcd ${f['etcd-restart']} db ${f['db-drop']}` +
+      ` | ${FAULT_KINDS.filter((k) => this.o.counts[k] > 0).map((k) => `${k} ${f[k]}`).join(' ')}` +
       ` | ${errs} errors | ${fmtMs(now() - this.started)}${paused.length ? ` | paused ${paused.join(',')}` : ''}${this.etcdBusy ? ' | etcd down' : ''}`
     );
   }
@@ -141,7 +152,7 @@ class ChaosRun {
   }
 
   private faultCounts(): Record<FaultKind, number> {
-    const c = { pause: 0, kill: 0, 'etcd-restart': 0, 'db-drop': 0 } as Record<FaultKind, number>;
+    const c = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
     for (const f of this.faultLog) if ((FAULT_KINDS as readonly string[]).includes(f.kind)) c[f.kind as FaultKind]++;
     return c;
   }
@@ -224,6 +235,12 @@ class ChaosRun {
         break;
       }
       case 'fire': {
+        if (m.fault === 'drop-unload') {
+          const f = this.recordFault({ n: Number(m.id), kind: 'drop-unload', how: 'armed', target: s.w, pid: s.pid, start: Number(m.at) || now(), point: String(m.point), note: String(m.circuitId ?? '') });
+          f.end = f.start;
+          this.flushFault(f);
+          break;
+        }
         const planned = s.armed;
         s.armed = null;
         const kind = m.fault === 'pause' ? 'pause' : 'kill';
@@ -239,7 +256,17 @@ class ChaosRun {
         });
         if (kind === 'pause') {
           s.state = 'paused';
-          this.schedulePauseEnd(s, f, planned?.durationMs ?? this.o.lockTtlSeconds * 1000 + 500);
+          const planned_ = planned?.durationMs ?? this.o.lockTtlSeconds * 1000 + 500;
+          if (typeof m.circuitId === 'string') {
+            // Frozen between taking a lock and its statement: another worker takes the lock once the
+            // lease has run out on the server, reads the circuit, and only then does this worker
+            // resume (a superseded holder must not commit after a newer holder that only read).
+            // The reader ends the pause; the timer is only a bound.
+            this.schedulePauseEnd(s, f, Math.max(planned_, LOCK_WAIT_MS + 2000));
+            this.scheduleReader(s, m.circuitId, f);
+          } else {
+            this.schedulePauseEnd(s, f, planned_);
+          }
         } else {
           f.end = f.start;
           this.flushFault(f);
@@ -249,25 +276,61 @@ class ChaosRun {
       case 'done':
         s.state = 'done';
         break;
+      case 'reader-read':
+        this.onReaderDone(Number(m.readerId), 'read');
+        break;
+      case 'reader-done':
+        this.onReaderDone(Number(m.readerId), String(m.status));
+        break;
     }
+  }
+
+  /**
+   * The paused worker holds a lock it is about to lose (its lease runs out while it is stopped).
+   * Another worker queues for that lock right away — it is first in line when the lease expires —
+   * reads the circuit, and as soon as it is done the paused worker resumes and sends its statement:
+   * the only holder in between was a reader.
+   */
+  private scheduleReader(paused: Slot, circuitId: string, f: FaultRecord): void {
+    setTimeout(() => {
+      const running = this.slots.filter((x) => x !== paused && x.state === 'running' && x.proc !== null);
+      const other = running.find((x) => x.armed === null) ?? running[0];
+      if (other === undefined || this.draining) return;
+      const readerId = this.readersScheduled++;
+      this.readerPauses.set(readerId, { slot: paused, fault: f });
+      other.proc!.stdin!.write(`${JSON.stringify({ t: 'reader', circuitId, readerId })}\n`);
+      f.note = `${f.note ?? ''} (reader on worker ${other.w})`;
+    }, 0);
+  }
+
+  /** The reader is done: resume its paused worker now (it has been stopped past the TTL by then). */
+  private onReaderDone(readerId: number, status: string): void {
+    const r = this.readerPauses.get(readerId);
+    this.readerPauses.delete(readerId);
+    if (r === undefined || r.slot.pauseFault !== r.fault || r.slot.pauseTimer === null) return;
+    clearTimeout(r.slot.pauseTimer);
+    r.fault.note = `${r.fault.note ?? ''} (reader ${status}, resumed)`;
+    this.endPause(r.slot, r.fault);
   }
 
   private schedulePauseEnd(s: Slot, f: FaultRecord, durationMs: number): void {
     s.pauseFault = f;
-    s.pauseTimer = setTimeout(() => {
-      s.pauseTimer = null;
-      s.pauseFault = null;
-      f.end = now();
-      this.flushFault(f);
-      if (s.proc !== null && s.pid === f.pid) {
-        try {
-          process.kill(s.pid, 'SIGCONT');
-        } catch {
-          /* gone */
-        }
-        if (s.state === 'paused') s.state = 'running';
+    s.pauseTimer = setTimeout(() => this.endPause(s, f), durationMs);
+  }
+
+  private endPause(s: Slot, f: FaultRecord): void {
+    s.pauseTimer = null;
+    s.pauseFault = null;
+    f.end = now();
+    this.flushFault(f);
+    if (s.proc !== null && s.pid === f.pid) {
+      try {
+        process.kill(s.pid, 'SIGCONT');
+      } catch {
+        /* gone */
       }
-    }, durationMs);
+      if (s.state === 'paused') s.state = 'running';
+    }
   }
 
   private onExit(s: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -391,6 +454,13 @@ class ChaosRun {
         this.flushFault(rec);
         return true;
       }
+      case 'drop-unload': {
+        // The worker drops the event of its next accepted DELETE and reports it ('fire').
+        const s = this.pickTarget(f, false);
+        if (s === null) return false;
+        s.proc!.stdin!.write(`${JSON.stringify({ t: 'arm', fault: 'drop-unload', id: f.n })}\n`);
+        return true;
+      }
     }
   }
 
@@ -411,6 +481,10 @@ class ChaosRun {
   async execute(): Promise<{ summary: Record<string, unknown>; ok: boolean }> {
     const o = this.o;
     fs.mkdirSync(this.outDir, { recursive: true });
+    // A reused output directory must not mix an earlier run's logs into this one's checks.
+    for (const f of fs.readdirSync(this.outDir)) {
+      if (/^(ops-\d+\.jsonl|worker-\d+\.log|violation-.*\.json|faults\.jsonl|history\.jsonl|generations\.jsonl|killed-ops\.jsonl|summary\.json|services\.log|command\.txt)$/.test(f)) fs.rmSync(path.join(this.outDir, f));
+    }
     this.faultsFd = fs.openSync(path.join(this.outDir, 'faults.jsonl'), 'w');
     fs.writeFileSync(path.join(this.outDir, 'command.txt'), `${replayCommand(o)}\n`);
     this.log(`seed ${o.seed}, ${o.ops} ops, ${o.procs} processes x ${o.lanes} lanes, strategy ${o.strategy}, out ${path.relative(process.cwd(), this.outDir) || '.'}`);
@@ -427,6 +501,7 @@ class ChaosRun {
     } finally {
       cleanup();
       await this.backends?.close().catch(() => {});
+      for (const c of this.closers) await c().catch(() => {});
       await this.services.stop().catch(() => {});
       fs.closeSync(servicesLog);
       fs.closeSync(this.faultsFd);
@@ -435,13 +510,18 @@ class ChaosRun {
 
   private async body(servicesLog: number): Promise<{ summary: Record<string, unknown>; ok: boolean }> {
     const o = this.o;
+    // EventBridge stand-in: PutEvents are accepted and discarded; the workers deliver (or, with a
+    // drop-unload fault, never deliver) CircuitUnloadRequested to the unload function themselves.
+    const { startLocalEventBridge } = await import('../devstack/local-eventbridge.js');
+    const eventBridge = await startLocalEventBridge({ invoke: async () => ({}), log: () => {} });
+    this.closers.push(() => eventBridge.close());
     Object.assign(process.env, {
       ...this.services.env,
       API_TOKENS: API_TOKEN,
       TRAEFIK_ROOT,
       META_PREFIX,
       LOCK_TTL_SECONDS: String(o.lockTtlSeconds),
-      LOCK_WAIT_MS: '2000',
+      LOCK_WAIT_MS: String(LOCK_WAIT_MS),
       ETCD_TIMEOUT_MS: '1000',
       DATABASE_TIMEOUT_MS: '3000',
       ALLOWED_BACKEND_CIDRS: '127.0.0.0/8',
@@ -452,6 +532,12 @@ class ChaosRun {
       AWS_SECRET_ACCESS_KEY: 'chaos',
       POWERTOOLS_LOG_LEVEL: 'ERROR',
       POWERTOOLS_METRICS_DISABLED: 'true',
+      EVENTBRIDGE_ENDPOINT: eventBridge.url,
+      // Dropped unload events are completed by the sweeps of the run after this grace.
+      UNLOAD_GRACE_SECONDS: String(UNLOAD_GRACE_SECONDS),
+      // Workers' invocations run at most 30 s (lambdaContext); tombstones retire during long runs.
+      FUNCTION_TIMEOUT_SECONDS: '30',
+      TOMBSTONE_RETENTION_SECONDS: String(30 + o.lockTtlSeconds + 5),
     });
     const { migrate } = await import('../../lib/db/index.js');
     await migrate(this.services.env.DATABASE_URL!, this.services.env.NEON_WS_PROXY, (l) => fs.writeSync(servicesLog, `${l}\n`));
@@ -521,7 +607,8 @@ class ChaosRun {
     // ---- convergence: activity has stopped; wait out the leases of killed workers, then ONE sweep ----
     this.backends.freeze();
     const lastFaultEnd = Math.max(0, ...this.faultLog.map((f) => f.end ?? f.start));
-    await sleep(o.lockTtlSeconds * 1000 + 500);
+    // The leases of killed workers run out, and unloads whose event was dropped pass their grace.
+    await sleep(Math.max(o.lockTtlSeconds, UNLOAD_GRACE_SECONDS) * 1000 + 500);
     const { readCircuits } = await import('../../lib/db/index.js');
     const { render } = await import('../../lib/traefik/index.js');
     const renderOpts = { traefikRoot: rt.config.traefikRoot, extraMiddlewares: rt.config.traefikExtraMiddlewares };
@@ -544,7 +631,7 @@ class ChaosRun {
     const beforeReport = checkConvergence(layout, before.keys, before.metas, before.circuits);
     const sweepStarted = now();
     let sweepStats: Record<string, unknown>;
-    if (o.strategy === 'circuitry') {
+    if (o.strategy !== 'naive') {
       const { runSweep } = await import('../../lib/health/index.js');
       const inv = new Invocation(rt);
       try {
@@ -581,18 +668,38 @@ class ChaosRun {
       gens.map((g) => JSON.stringify({ circuitId: g.circuitId, generation: g.generation, deleted: g.deleted, recordedAt: g.recordedAt, routes: g.view.circuit.routes.map((r) => `${r.host}:${r.port} ${r.health.status}`) })).join('\n') + '\n',
     );
     const history = checkHistory(layout, events, generations);
+    const epochs = (await db.query<{ epoch: string; reason: string; started_revision: string }>('SELECT epoch, reason, started_revision FROM etcd_epochs ORDER BY epoch')).rows;
     const ops = this.readOps();
     const responses = checkResponses(ops.map((x) => ({ worker: x.w, i: x.i, kind: x.kind, circuitId: x.circuitId, status: x.status, http: x.http, detail: x.detail, commits: x.commits, leases: x.leases })));
+    const sentAt = new Map<number, number>();
+    for (const x of ops) for (const t of x.txns) if (t.ok === true && t.meta === true && t.rev !== undefined && t.sent !== undefined) sentAt.set(t.rev, t.sent);
+    const freshness = checkFreshness(
+      layout,
+      events,
+      gens.map((g) => ({ circuitId: g.circuitId, generation: g.generation, recordedMs: g.recordedMs, fenceEpoch: g.fenceEpoch, fenceRevision: g.fenceRevision })),
+      ops.flatMap((x) => (x.locked ?? []).filter((l) => l.rows > 0).map((l) => ({ circuitId: l.c, epoch: l.epoch, revision: l.rev, doneMs: l.done }))),
+      sentAt,
+    );
+    const acceptedRequests: AcceptedRequest[] = ops.flatMap((x): AcceptedRequest[] => {
+      if (x.circuitId === undefined || x.http === undefined || x.http < 200 || x.http >= 300) return [];
+      if (x.kind === 'unload') return [{ worker: x.w, i: x.i, kind: 'delete', circuitId: x.circuitId }];
+      if ((x.kind === 'create' || x.kind === 'create-retry' || x.kind === 'update-routes') && x.generation !== undefined) {
+        return [{ worker: x.w, i: x.i, kind: 'write', circuitId: x.circuitId, generation: x.generation }];
+      }
+      return [];
+    });
+    const accepted = checkAccepted(layout, acceptedRequests, after);
 
     // ---- report ----
-    const counts = Object.fromEntries(INVARIANTS.map((k) => [k, history.counts[k] + convergence.counts[k] + responses.counts[k]])) as Record<Invariant, number>;
-    const byRule = { ...history.byRule, ...convergence.byRule, ...responses.byRule };
-    const violations: Violation[] = [...history.violations, ...convergence.violations, ...responses.violations];
+    const parts = [history, convergence, responses, freshness, accepted];
+    const counts = Object.fromEntries(INVARIANTS.map((k) => [k, parts.reduce((n, p) => n + p.counts[k], 0)])) as Record<Invariant, number>;
+    const byRule = Object.assign({}, ...parts.map((p) => p.byRule)) as Record<string, number>;
+    const violations: Violation[] = parts.flatMap((p) => p.violations);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const faultsAll = this.faultLog;
     const sliceFiles: string[] = [];
     // One slice per rule first (the most telling invariants first), then more of each, up to 25 files.
-    const order: Invariant[] = ['I1', 'I2', 'I4', 'R', 'I3'];
+    const order: Invariant[] = ['I1', 'I5', 'I2', 'I6', 'I4', 'R', 'I3'];
     const ranked = [...violations].sort((a, b) => order.indexOf(a.invariant) - order.indexOf(b.invariant));
     const firstOfRule = ranked.filter((v, n) => ranked.findIndex((x) => x.invariant === v.invariant && x.rule === v.rule) === n);
     const chosen = [...firstOfRule, ...ranked.filter((v) => !firstOfRule.includes(v))].slice(0, 25);
@@ -620,14 +727,17 @@ class ChaosRun {
       opsByKind[k] = row;
     }
     const durationMs = now() - this.started;
-    const negative = o.strategy === 'naive';
-    const ok = !timedOut && (negative ? counts.I1 + counts.I2 + counts.I3 + counts.I4 > 0 : total === 0) && this.harnessErrors.length === 0;
+    // A negative control must be caught: the reference write path by the history checkers, the
+    // unfenced readers by I5 (the class of bug only the database fence prevents).
+    const negative = o.strategy !== 'circuitry';
+    const caught = o.strategy === 'unfenced-reads' ? counts.I5 > 0 : counts.I1 + counts.I2 + counts.I3 + counts.I4 + counts.I5 > 0;
+    const ok = !timedOut && (negative ? caught : total === 0) && this.harnessErrors.length === 0;
     const verdict = timedOut
       ? 'incomplete (time limit)'
       : negative
-        ? total > 0
-          ? 'negative control: the harness sees the reference bug'
-          : 'negative control BLIND: no violation found, the harness cannot see the bug'
+        ? caught
+          ? `negative control (${o.strategy}): the harness sees the bug`
+          : `negative control (${o.strategy}) BLIND: the harness cannot see the bug`
         : total === 0
           ? 'clean: no violation'
           : 'VIOLATIONS FOUND';
@@ -649,7 +759,7 @@ class ChaosRun {
         circuits: o.circuits,
         backends: o.backends,
         lockTtlSeconds: o.lockTtlSeconds,
-        lockWaitMs: 2000,
+        lockWaitMs: LOCK_WAIT_MS,
         etcdTimeoutMs: 1000,
         bypassLiveness: this.slots.filter((s) => s.bypassLiveness).map((s) => s.w),
         faults: o.faults,
@@ -688,13 +798,17 @@ class ChaosRun {
         lockKeysLeft: after.locks.size,
       },
       history: { startRevision, endRevision, ...history.stats, generations: generations.length },
+      fencingEpochs: epochs.map((e) => ({ epoch: Number(e.epoch), startedAtRevision: Number(e.started_revision), reason: e.reason })),
       fencing: {
         // A paused or stale writer whose transaction etcd refused (the fence at work), and writes
         // its own liveness check refused before sending them.
         refusedByEtcd: ops.filter((x) => /write refused/.test(x.detail ?? '') || /write refused/.test(JSON.stringify(x.extra ?? {}))).length,
         refusedTxns: ops.reduce((n, x) => n + x.txns.filter((t) => t.ok === false).length, 0),
         refusedLocally: ops.filter((x) => /session lost/.test(x.detail ?? '')).length,
+        // A superseded holder whose database statement the fence refused (StaleFenceError).
+        refusedByDatabase: ops.filter((x) => /newer lock|newer holder/.test(x.detail ?? '') || /newer lock|newer holder/.test(JSON.stringify(x.extra ?? {}))).length,
       },
+      freshness: { writesJudged: freshness.judged, writesUndated: freshness.unjudged, acceptedRequests: acceptedRequests.length },
       workers: {
         processesSpawned: this.spawned,
         crashes: this.slots.reduce((n, s) => n + s.crashes, 0),

@@ -30,11 +30,15 @@ import { createPool, LOCKED_STATEMENT } from '../../lib/db/index.js';
 import { createCircuitSchema, routesSchema } from '../../lib/model.js';
 import { CIRCUIT_UNLOAD_REQUESTED } from '../../lib/events.js';
 import { closeProbers, getProber, runSweep } from '../../lib/health/index.js';
+import { propagate } from '../../lib/circuits/index.js';
+import { armFailpoint } from '../../lib/failpoints.js';
 import { classify, ConflictError, NotFoundError } from '../../lib/errors.js';
+import type { Strategy } from './options.js';
 import {
   API_TOKEN,
   circuitIdFor,
   createBody,
+  createChoicesFor,
   opFor,
   routeBodies,
   slotAuthority,
@@ -48,7 +52,7 @@ import { NaiveWriter } from './naive.js';
 
 export interface WorkerConfig {
   seed: string;
-  strategy: 'circuitry' | 'naive';
+  strategy: Strategy;
   slots: number;
   backendPorts: number[];
   worker: number;
@@ -84,26 +88,42 @@ const logOp = (rec: Record<string, unknown>): void => void fs.writeSync(logFd, `
 interface TxnRec {
   rev?: number;
   ok?: boolean;
+  /** Wall-clock ms when the request was sent and when its answer arrived (I5 dates writes by them). */
+  sent?: number;
+  at?: number;
   lock?: string;
   meta?: boolean;
   puts?: number;
   dels?: number;
   err?: string;
 }
+/** A statement a lock holder ran (lib/db/locked.ts marks them): its fence, and when its answer arrived. */
+interface LockedRec {
+  c: string;
+  epoch: number;
+  rev: number;
+  sent: number;
+  done: number;
+  /** It returned the circuit: it read or changed it under its fence. */
+  rows: number;
+}
 interface Trace {
   leases: string[];
   txns: TxnRec[];
   commits: Array<{ circuitId: string; generation: number; what: string }>;
+  locked: LockedRec[];
 }
 const als = new AsyncLocalStorage<Trace>();
 
 let armed: { fault: 'pause' | 'kill'; id: number; at: number; where: 'before' | 'after' } | null = null;
+/** An armed drop-unload fault: the next accepted DELETE's event is never delivered. */
+let armedDrop: { id: number } | null = null;
 
-function fire(point: string): void {
+function fire(point: string, circuitId?: string): void {
   const a = armed;
   if (a === null) return;
   armed = null;
-  send({ t: 'fire', fault: a.fault, id: a.id, point, at: Date.now() });
+  send({ t: 'fire', fault: a.fault, id: a.id, point, at: Date.now(), ...(circuitId !== undefined ? { circuitId } : {}) });
   process.kill(process.pid, a.fault === 'pause' ? 'SIGSTOP' : 'SIGKILL');
 }
 
@@ -136,6 +156,13 @@ function summarizeTxn(req: ITxnRequest, res: ITxnResponse): TxnRec {
   if (dels) rec.dels = dels;
   return rec;
 }
+
+/** lib/db/locked.ts readForHolder: the one locked statement that changes nothing but the fence. */
+const isFencedRead = (text: string): boolean => /UPDATE circuits AS c SET lock_epoch/.test(text) && !/generation|deleted_at = now/.test(text);
+const UNFENCED_READ = `SELECT row_to_json(c) AS circuit,
+  (SELECT json_agg(row_to_json(r) ORDER BY r.position) FROM routes r WHERE r.circuit_id = c.id) AS routes,
+  (SELECT row_to_json(w) FROM workers w WHERE w.authority = c.worker) AS worker
+  FROM circuits c WHERE c.id = $1 AND $2::bigint IS NOT NULL AND $3::bigint IS NOT NULL`;
 
 /** Database statements whose result means "this change committed" (patterns of lib/db/*.ts). */
 function commitOf(text: string, params: unknown[] | undefined, rows: Array<Record<string, unknown>>): Trace['commits'][number] | null {
@@ -170,9 +197,10 @@ function instrument(rt: Runtime): void {
   const origTxn = kv.txn.bind(kv);
   kv.txn = (async (req: ITxnRequest, options?: unknown) => {
     const t = als.getStore();
+    const sent = Date.now();
     try {
       const res = await origTxn(req, options as never);
-      t?.txns.push(summarizeTxn(req, res));
+      t?.txns.push({ ...summarizeTxn(req, res), sent, at: Date.now() });
       return res;
     } catch (err) {
       t?.txns.push({ err: (err as Error).message.slice(0, 120) });
@@ -199,18 +227,37 @@ function instrument(rt: Runtime): void {
   const db = rt.db as unknown as { query: (...a: unknown[]) => unknown };
   const origQuery = db.query.bind(db);
   db.query = (...args: unknown[]) => {
-    const [text, params] = args;
-    if (typeof text !== 'string' || args.some((a) => typeof a === 'function')) return origQuery(...args);
-    const locked = cfg!.strategy === 'circuitry' && text.trimStart().startsWith(LOCKED_STATEMENT);
-    if (locked && armed?.where === 'before') fire('circuitry:before-locked-statement');
-    return (origQuery(...args) as Promise<{ rows: Array<Record<string, unknown>> }>).then(async (res) => {
-      const c = commitOf(text, params as unknown[] | undefined, res.rows ?? []);
-      if (c !== null) {
-        commitsSeen++;
-        als.getStore()?.commits.push(c);
-      }
-      if (locked) await critical(`circuitry:after-locked-${c?.what ?? 'read'}`);
-      return res;
+    const [text0, params] = args;
+    if (typeof text0 !== 'string' || args.some((a) => typeof a === 'function')) return origQuery(...args);
+    const locked = cfg!.strategy !== 'naive' && text0.trimStart().startsWith(LOCKED_STATEMENT);
+    // The unfenced-reads control: a holder that only reads does not advance the fence (the
+    // behaviour before every holder did), everything else unchanged.
+    const text = cfg!.strategy === 'unfenced-reads' && locked && isFencedRead(text0) ? UNFENCED_READ : text0;
+    // Armed "before": the worker stops right before a statement that would change a live circuit,
+    // holding a lock its lease will not keep (paused before a read, or on a deleted circuit, it
+    // could not commit anything afterwards).
+    const stopFirst =
+      locked && armed?.where === 'before' && !isFencedRead(text0)
+        ? harnessDb.query<{ live: boolean }>('SELECT deleted_at IS NULL AS live FROM circuits WHERE id = $1', [(params as unknown[])[0]]).then(
+            (r) => void (r.rows[0]?.live === true && fire('circuitry:before-locked-statement', String((params as unknown[])[0]))),
+            () => {},
+          )
+        : Promise.resolve();
+    return stopFirst.then(() => {
+      const sent = Date.now();
+      return (origQuery(text, ...args.slice(1)) as Promise<{ rows: Array<Record<string, unknown>> }>).then(async (res) => {
+        const c = commitOf(text, params as unknown[] | undefined, res.rows ?? []);
+        if (c !== null) {
+          commitsSeen++;
+          als.getStore()?.commits.push(c);
+        }
+        if (locked) {
+          const p = params as unknown[];
+          als.getStore()?.locked.push({ c: String(p[0]), epoch: Number(p[1]), rev: Number(p[2]), sent, done: Date.now(), rows: res.rows?.length ?? 0 });
+          await critical(`circuitry:after-locked-${c?.what ?? 'read'}`);
+        }
+        return res;
+      });
     });
   };
 }
@@ -269,6 +316,7 @@ interface Outcome {
   circuitId?: string;
   http?: number;
   detail?: string;
+  generation?: number;
   extra?: Record<string, unknown>;
 }
 
@@ -282,7 +330,8 @@ function httpOutcome(res: unknown, circuitId: string): Outcome {
         : 'ok'
       : ({ 404: 'not-found', 409: 'conflict', 422: 'rejected', 503: 'unavailable', 500: 'error' } as Record<number, string>)[statusCode] ?? `http-${statusCode}`;
   const detail = typeof body.detail === 'string' ? body.detail : typeof body.notAppliedReason === 'string' ? body.notAppliedReason : undefined;
-  return { status, circuitId, http: statusCode, ...(detail !== undefined ? { detail } : {}) };
+  const generation = typeof body.generation === 'number' ? body.generation : undefined;
+  return { status, circuitId, http: statusCode, ...(detail !== undefined ? { detail } : {}), ...(generation !== undefined ? { generation } : {}) };
 }
 
 const PROGRAMMING_ERRORS = [TypeError, ReferenceError, SyntaxError, RangeError];
@@ -325,13 +374,36 @@ async function deliverUnload(slot: number, k: number): Promise<Outcome> {
   }
 }
 
+/**
+ * DELETE through the API (durable before its 202), then the event delivery EventBridge would make
+ * — unless a drop-unload fault is armed: then the event is never delivered and only the sweep can
+ * complete the unload (I6).
+ */
+async function requestAndDeliverUnload(slot: number, k: number): Promise<Outcome> {
+  if (cfg!.strategy === 'naive') return deliverUnload(slot, k);
+  const id = circuitIdFor(cfg!.seed, slot, k);
+  const res = await circuitsApi(apiEvent({ method: 'DELETE', path: `/v2/circuits/${id}`, pathParameters: { id }, token: API_TOKEN }), lambdaContext(30_000, 'circuits-api'));
+  const accepted = httpOutcome(res, id);
+  if (accepted.http !== 202) return { ...accepted, extra: { delete: accepted.http } };
+  if (armedDrop !== null) {
+    send({ t: 'fire', fault: 'drop-unload', id: armedDrop.id, point: 'event-not-delivered', at: Date.now(), circuitId: id });
+    armedDrop = null;
+    return { status: 'accepted-dropped', circuitId: id, http: 202, extra: { accepted: true, delivered: false } };
+  }
+  const delivered = await deliverUnload(slot, k);
+  return { ...delivered, http: 202, extra: { accepted: true, delivered: true, delivery: delivered.status } };
+}
+
 async function execute(op: Op): Promise<Outcome> {
   const { seed } = cfg!;
   switch (op.kind) {
-    case 'create': {
+    case 'create':
+    case 'create-retry': {
       const s = await slotState(op.slot);
-      const id = circuitIdFor(seed, op.slot, s.n);
-      const body = createBody(shape, op.slot, id, op.routes, cfg!.backendPorts);
+      // A retry re-sends the creation of the slot's current incarnation; a create makes the next one.
+      const k = op.kind === 'create-retry' && s.current !== null ? s.current.k : s.n;
+      const id = circuitIdFor(seed, op.slot, k);
+      const body = createBody(shape, op.slot, id, createChoicesFor(shape, op.slot, k), cfg!.backendPorts);
       if (cfg!.strategy === 'naive') {
         try {
           const input = createCircuitSchema(rt.config.maxRoutesPerCircuit).parse(body);
@@ -374,7 +446,7 @@ async function execute(op: Op): Promise<Outcome> {
     case 'unload-dup': {
       const s = await slotState(op.slot);
       const k = s.current?.k ?? 0;
-      if (op.kind === 'unload') return deliverUnload(op.slot, k);
+      if (op.kind === 'unload') return requestAndDeliverUnload(op.slot, k);
       // At-least-once delivery: the same event handed to two invocations at once.
       const [a, b] = await Promise.all([deliverUnload(op.slot, k), deliverUnload(op.slot, k)]);
       return { ...a!, extra: { duplicate: b!.status } };
@@ -419,7 +491,7 @@ let next = cfg.from;
 let draining = false;
 
 async function runOne(op: Op): Promise<void> {
-  const trace: Trace = { leases: [], txns: [], commits: [] };
+  const trace: Trace = { leases: [], txns: [], commits: [], locked: [] };
   const start = Date.now();
   send({ t: 'start', i: op.i, kind: op.kind, at: start });
   let out: Outcome;
@@ -444,6 +516,7 @@ async function runOne(op: Op): Promise<void> {
     leases: trace.leases,
     txns: trace.txns,
     ...(trace.commits.length ? { commits: trace.commits } : {}),
+    ...(trace.locked.length ? { locked: trace.locked } : {}),
   });
   send({ t: 'end', i: op.i, status: out.status, at: end });
 }
@@ -458,18 +531,55 @@ async function lane(): Promise<void> {
   }
 }
 
+/**
+ * A reader scheduled by the coordinator while another worker is paused before a statement under
+ * this circuit's lock: a drift repair of that one circuit (a lock holder that reads it, and writes
+ * only what differs). Logged like an operation (kind "reader", negative index), not counted as one.
+ */
+let readers = 0;
+// A reader, right after its read under the lock, tells the coordinator (which resumes the paused
+// writer) and holds on a moment before writing: the writer's statement lands in between.
+armFailpoint('propagate.read', async (ctx) => {
+  const m = /^chaos-reader:(\d+)$/.exec(ctx.holder ?? '');
+  if (m === null) return;
+  send({ t: 'reader-read', readerId: Number(m[1]) });
+  await new Promise((r) => setTimeout(r, 300));
+});
+async function runReader(circuitId: string, readerId: number): Promise<void> {
+  const i = -1 - readers++;
+  const trace: Trace = { leases: [], txns: [], commits: [], locked: [] };
+  const start = Date.now();
+  let out: Outcome;
+  const inv = new Invocation(rt, `chaos-reader:${readerId}`);
+  try {
+    const r = await als.run(trace, () => propagate(inv, circuitId));
+    out = { status: r.applied ? (r.unchanged ? 'noop' : 'ok') : r.found ? 'not-applied' : 'not-found', circuitId, ...(r.notAppliedReason ? { detail: r.notAppliedReason } : {}) };
+  } catch (err) {
+    out = errorOutcome(err, circuitId);
+  } finally {
+    await inv.close().catch(() => {});
+  }
+  const end = Date.now();
+  logOp({ w: cfg!.worker, inc: cfg!.incarnation, pid: process.pid, i, kind: 'reader', slot: -1, ...out, start, end, ms: end - start, leases: trace.leases, txns: trace.txns, ...(trace.locked.length ? { locked: trace.locked } : {}) });
+  send({ t: 'reader-done', readerId, status: out.status });
+}
+
 createInterface({ input: process.stdin })
   .on('line', (line) => {
-    let msg: { t?: string; fault?: 'pause' | 'kill'; id?: number; where?: string };
+    let msg: { t?: string; fault?: 'pause' | 'kill' | 'drop-unload'; id?: number; where?: string };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
       return;
     }
-    if (msg.t === 'arm' && (msg.fault === 'pause' || msg.fault === 'kill')) {
-      armed = { fault: msg.fault, id: msg.id ?? -1, at: Date.now(), where: msg.where === 'before' && cfg!.strategy === 'circuitry' ? 'before' : 'after' };
+    if (msg.t === 'arm' && msg.fault === 'drop-unload') armedDrop = { id: msg.id ?? -1 };
+    else if (msg.t === 'arm' && (msg.fault === 'pause' || msg.fault === 'kill')) {
+      armed = { fault: msg.fault, id: msg.id ?? -1, at: Date.now(), where: msg.where === 'before' && cfg!.strategy !== 'naive' ? 'before' : 'after' };
     }
     if (msg.t === 'drain') draining = true;
+    if (msg.t === 'reader' && typeof (msg as { circuitId?: unknown }).circuitId === 'string' && cfg!.strategy !== 'naive') {
+      void runReader((msg as { circuitId: string }).circuitId, Number((msg as { readerId?: unknown }).readerId));
+    }
   })
   .on('close', () => {
     draining = true;

@@ -16,16 +16,19 @@ export interface Shape {
   backends: number;
 }
 
-export type OpKind = 'create' | 'update-routes' | 'unload' | 'unload-dup' | 'unload-late' | 'sweep';
-export const OP_KINDS: readonly OpKind[] = ['create', 'update-routes', 'unload', 'unload-dup', 'unload-late', 'sweep'];
+export type OpKind = 'create' | 'create-retry' | 'update-routes' | 'unload' | 'unload-dup' | 'unload-late' | 'sweep';
+export const OP_KINDS: readonly OpKind[] = ['create', 'create-retry', 'update-routes', 'unload', 'unload-dup', 'unload-late', 'sweep'];
 
+// create-retry is a client re-sending a POST after a timeout: the same body, answered with the
+// stored circuit, which is published again — a lock holder that only reads.
 const WEIGHTS: Readonly<Record<OpKind, number>> = {
-  create: 18,
-  'update-routes': 40,
+  create: 16,
+  'create-retry': 10,
+  'update-routes': 34,
   unload: 6,
   'unload-dup': 2,
   'unload-late': 4,
-  sweep: 30,
+  sweep: 28,
 };
 
 export interface RouteChoice {
@@ -39,7 +42,7 @@ export interface Op {
   i: number;
   kind: OpKind;
   slot: number;
-  /** create / update-routes: the route set (may be empty for an update). */
+  /** update-routes: the route set (may be empty). Creates use createChoicesFor (same for racing creators). */
   routes: RouteChoice[];
   /** update-routes: send If-Match with the generation read just before (may be stale by then). */
   ifMatch: boolean;
@@ -58,6 +61,12 @@ export const slotProbed = (shape: Shape, slot: number): boolean => slot !== shap
 export const circuitIdFor = (seed: string, slot: number, k: number): string => uuidFor(seed, 'circuit', slot, k);
 /** The EventBridge event id of the unload of incarnation k: a late or duplicate delivery reuses it. */
 export const unloadEventIdFor = (seed: string, slot: number, k: number): string => uuidFor(seed, 'unload-event', slot, k);
+
+/** The routes incarnation k of a slot is created with: a pure function, so racing creators and retries send the same body. */
+export function createChoicesFor(shape: Shape, slot: number, k: number): RouteChoice[] {
+  const r = rngFor(shape.seed, 'create', slot, k);
+  return r.subset(shape.backends, r.int(1, 4)).map((b) => ({ b, ratio: r.pick([1, 1, 0.5, 0.25]) }));
+}
 
 export function opFor(shape: Shape, worker: number, i: number): Op {
   const r = rngFor(shape.seed, 'op', worker, i);
@@ -103,8 +112,17 @@ export function createBody(shape: Shape, slot: number, id: string, choices: read
 
 // ---- faults ---------------------------------------------------------------------------------------
 
-export type FaultKind = 'pause' | 'kill' | 'etcd-restart' | 'db-drop';
-export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'etcd-restart', 'db-drop'];
+export type FaultKind = 'pause' | 'kill' | 'etcd-restart' | 'db-drop' | 'drop-unload';
+export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'etcd-restart', 'db-drop', 'drop-unload'];
+
+/** Per fault kind: its count option and its default count for a run of `ops` operations. */
+export const FAULT_COUNTS: Readonly<Record<FaultKind, { option: string; help: string; default: (ops: number) => number }>> = {
+  pause: { option: 'pauses', help: 'pause faults (SIGSTOP > LOCK_TTL_SECONDS, then SIGCONT)', default: (ops) => Math.ceil(ops * 0.012) },
+  kill: { option: 'kills', help: 'kill faults (SIGKILL mid-operation, replacement started)', default: (ops) => Math.ceil(ops * 0.006) },
+  'etcd-restart': { option: 'etcd-restarts', help: 'etcd restarts (same port and data)', default: (ops) => Math.max(1, Math.ceil(ops * 0.0004)) },
+  'db-drop': { option: 'db-drops', help: 'dropped database connections', default: (ops) => Math.ceil(ops * 0.002) },
+  'drop-unload': { option: 'dropped-unloads', help: 'accepted DELETEs whose CircuitUnloadRequested is never delivered', default: (ops) => Math.ceil(ops * 0.003) },
+};
 
 export interface PlannedFault {
   n: number;
@@ -147,7 +165,7 @@ export function planFaults(
       out.push({
         kind,
         atOps: Math.max(1, Math.floor(frac * ops)),
-        how: kind === 'pause' || kind === 'kill' ? (r.chance(0.5) ? 'armed' : 'external') : 'service',
+        how: kind === 'pause' || kind === 'kill' ? (r.chance(0.5) ? 'armed' : 'external') : kind === 'drop-unload' ? 'armed' : 'service',
         target: r.int(0, procs - 1),
         where: r.chance(0.5) ? 'before' : 'after',
         durationMs: kind === 'pause' ? lockTtlMs + r.int(300, 1500) : kind === 'etcd-restart' ? r.int(100, 700) : 0,

@@ -6,7 +6,7 @@ import type { CircuitView, CreateCircuitInput } from '../model.js';
 import { ConflictError, isRetryable } from '../errors.js';
 import type { Invocation } from '../runtime.js';
 import { propagate, type PropagateResult } from './propagate.js';
-import { sameAsCreated } from './same.js';
+import { creationDigest, sameAsCreated } from './same.js';
 
 export interface Created {
   view: CircuitView;
@@ -17,15 +17,17 @@ export interface Created {
 
 export async function createAndPublish(inv: Invocation, input: CreateCircuitInput): Promise<Created> {
   const id = input.id ?? randomUUID();
+  const digest = creationDigest(input);
   let view: CircuitView;
   let created = true;
   try {
-    view = await createCircuit(inv.rt.db, id, input);
+    view = await createCircuit(inv.rt.db, id, input, digest);
   } catch (err) {
     if (!(err instanceof ConflictError && err.code === 'exists' && input.id !== undefined)) throw err;
     const stored = await readCircuit(inv.rt.db, id);
-    if (stored === null || stored.circuit.deletedAt !== null || !sameAsCreated(stored.circuit, input)) {
-      throw new ConflictError(`circuit ${id} already exists with a different definition`, 'exists');
+    const same = stored !== null && (stored.circuit.createDigest !== null ? stored.circuit.createDigest === digest : sameAsCreated(stored.circuit, input));
+    if (stored === null || stored.circuit.deletedAt !== null || !same) {
+      throw new ConflictError(`circuit ${id} already exists, created by a different request`, 'exists');
     }
     view = stored;
     created = false;

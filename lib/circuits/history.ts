@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { readHistoryState, writeEpoch, type EtcdHistoryState, type Fence } from '../etcd/index.js';
 import { latestEpoch, maxFenceRevision, startEpoch, type EpochRecord } from '../db/index.js';
+import { failpoint } from '../failpoints.js';
 import { logger } from '../observability.js';
 import type { Invocation } from '../runtime.js';
 
@@ -15,15 +16,18 @@ export type HistoryCheck =
   | { status: 'ok'; epoch: number }
   | { status: 'new-epoch'; epoch: number; reason: string };
 
-/** Why etcd's history is not the recorded one, or null when it is. */
-export async function historyMismatch(inv: Invocation, state: EtcdHistoryState, latest: EpochRecord | null): Promise<string | null> {
+/**
+ * Why etcd's history is not the recorded one, or null when it is. `maxFence` must have been read
+ * from the database BEFORE `state` from etcd: every fence recorded by then was taken at a
+ * revision etcd had already reached, so in one continuous history it cannot exceed etcd's.
+ */
+export function historyMismatch(state: EtcdHistoryState, latest: EpochRecord | null, maxFence: bigint): string | null {
   if (latest === null) return 'no fencing epoch recorded yet';
   if (state.epoch === null) return `etcd has no fencing epoch key (rebuilt, or restored from before epoch ${latest.epoch})`;
   if (state.epoch.epoch !== latest.epoch || state.epoch.marker !== latest.marker) {
     return `etcd's fencing epoch ${state.epoch.epoch} is not the recorded epoch ${latest.epoch} (restored from a snapshot?)`;
   }
   if (state.clusterId !== latest.clusterId) return `etcd cluster ${state.clusterId} is not cluster ${latest.clusterId} of epoch ${latest.epoch}`;
-  const maxFence = await maxFenceRevision(inv.rt.db, latest.epoch);
   if (BigInt(state.revision) < maxFence) {
     return `etcd's revision ${state.revision} is below fence revision ${maxFence} recorded in epoch ${latest.epoch} (history rolled back)`;
   }
@@ -33,8 +37,11 @@ export async function historyMismatch(inv: Invocation, state: EtcdHistoryState, 
 /** The sweep's check at the start of every pass: starts a new epoch when the history changed. */
 export async function checkEtcdHistory(inv: Invocation): Promise<HistoryCheck> {
   const { config } = inv.rt;
-  const [state, latest] = await Promise.all([readHistoryState(inv.rt.etcd, config.metaPrefix, config.etcd.timeoutMs), latestEpoch(inv.rt.db)]);
-  const reason = await historyMismatch(inv, state, latest);
+  const latest = await latestEpoch(inv.rt.db);
+  const maxFence = latest === null ? 0n : await maxFenceRevision(inv.rt.db, latest.epoch);
+  await failpoint('history.betweenReads');
+  const state = await readHistoryState(inv.rt.etcd, config.metaPrefix, config.etcd.timeoutMs);
+  const reason = historyMismatch(state, latest, maxFence);
   if (reason === null) return { status: 'ok', epoch: latest!.epoch };
   const started = await startNewEpoch(inv, { reason });
   return { status: 'new-epoch', epoch: started.epoch, reason };

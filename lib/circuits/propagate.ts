@@ -115,6 +115,7 @@ export async function propagate(inv: Invocation, circuitId: string, opts: Propag
       session.assertAlive();
       // I5: whatever we write is computed from this statement, made after the lock was acquired.
       const view = await underLock(inv, acq, (fence) => (opts.change ? opts.change(db, fence) : readForHolder(db, circuitId, fence)));
+      await failpoint('propagate.read', { holder: inv.label, circuitId });
       const base = { circuitId, txns: 0, lockWaitMs: acq.waitedMs };
       if (view === null) {
         etcdRpcs++; // the release

@@ -15,7 +15,7 @@ export const FRONTEND_RELEASE_RETRY_SECONDS = 5;
  * live circuits) either sees this circuit or is seen by it: a wildcard circuit never commits on a
  * worker whose wildcard domain was just removed.
  */
-export async function createCircuit(q: Queryable, id: string, c: CreateCircuitInput): Promise<CircuitView> {
+export async function createCircuit(q: Queryable, id: string, c: CreateCircuitInput, createDigest: string | null = null): Promise<CircuitView> {
   const hc = c.healthCheck;
   const params = [
     id,
@@ -34,6 +34,7 @@ export async function createCircuit(q: Queryable, id: string, c: CreateCircuitIn
     hc?.healthyThreshold ?? null,
     hc?.initialDelaySeconds ?? null,
     JSON.stringify(c.routes.map((r, position) => ({ ...r, position }))),
+    createDigest,
   ];
   let rows: Array<Partial<ViewRow> & { worker_row: WorkerRow }>;
   try {
@@ -43,8 +44,8 @@ export async function createCircuit(q: Queryable, id: string, c: CreateCircuitIn
        c AS (
          INSERT INTO circuits (id, worker, protocol, app_mode, frontend_mode, frontend_port, frontend_subdomain,
                                allowed_client_ips, hc_path, hc_interval_seconds, hc_timeout_ms, hc_expected_status,
-                               hc_unhealthy_threshold, hc_healthy_threshold, hc_initial_delay_seconds)
-         SELECT $1, w.authority, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+                               hc_unhealthy_threshold, hc_healthy_threshold, hc_initial_delay_seconds, create_digest)
+         SELECT $1, w.authority, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17
            FROM w
           WHERE $5 <> 'wildcard' OR (w.wildcard_domain IS NOT NULL AND ($3 <> 'tcp' OR w.tls))
          RETURNING *),

@@ -23,6 +23,7 @@ export interface CircuitRow {
   created_at: string;
   unload_requested_at?: string | null;
   keys_removed_at?: string | null;
+  create_digest?: string | null;
 }
 
 export interface RouteRow {
@@ -103,6 +104,7 @@ export function circuitFromRows(c: CircuitRow, routes: readonly RouteRow[]): Cir
     createdAt: iso(c.created_at)!,
     unloadRequestedAt: iso(c.unload_requested_at),
     keysRemovedAt: iso(c.keys_removed_at),
+    createDigest: c.create_digest ?? null,
   };
 }
 

@@ -24,6 +24,8 @@ function retryDetail(err: RetryableError): string {
   switch (err.reason) {
     case 'lock-timeout':
       return 'the circuit is busy: its lock was not acquired in time; nothing was changed';
+    case 'stale-fence':
+      return 'a newer holder of the circuit lock got there first; nothing was changed';
     case 'history-changed':
       return "etcd's history changed under the database (restored or rebuilt); a new fencing epoch was started; nothing was changed";
     case 'dependency':

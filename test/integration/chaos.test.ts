@@ -1,8 +1,9 @@
-// The chaos harness in CI (issue 5): the real CLI (harness/chaos/run.ts) as a child process, with
-// its own etcd + PostgreSQL, worker processes and faults.
+// The chaos harness in CI: the real CLI (harness/chaos/run.ts) as a child process, with its own
+// etcd + PostgreSQL, worker processes and faults.
 //   - a small positive run: the real write path must show no violation and converge;
-//   - the same workload with --strategy naive (the reference system's write path) must be caught:
-//     if it is not, the harness cannot see the bug it exists to find.
+//   - the same workload with --strategy naive (the reference system's write path) must be caught,
+//     and with --strategy unfenced-reads (lock holders that only read do not advance the database
+//     fence) it must be caught by I5: if not, the harness cannot see the bugs it exists to find.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,8 @@ interface Summary {
   replay: string;
   ops: { total: number; byKind: Record<string, Record<string, number>> };
   faults: { executed: Record<string, number> };
+  freshness: { writesJudged: number; acceptedRequests: number };
+  fencing: { refusedByDatabase: number };
   violations: { total: number; byInvariant: Record<string, number>; byRule: Record<string, number>; files: string[] };
   convergence: { converged: boolean };
   history: { revisions: number; tombstones: number };
@@ -50,7 +53,7 @@ async function chaos(args: string[]): Promise<{ code: number | null; output: str
   return { code, output, summary, dir };
 }
 
-const WORKLOAD = ['--ops', '360', '--procs', '3', '--pauses', '5', '--kills', '3', '--etcd-restarts', '1', '--db-drops', '2'];
+const WORKLOAD = ['--ops', '360', '--procs', '3', '--pauses', '12', '--kills', '3', '--etcd-restarts', '1', '--db-drops', '2', '--dropped-unloads', '2'];
 
 describe('chaos harness (CLI)', () => {
   it('positive: the fenced write path under pauses, kills, an etcd restart and dropped connections has no violation', async () => {
@@ -65,6 +68,10 @@ describe('chaos harness (CLI)', () => {
     expect(summary.faults.executed.kill).toBeGreaterThanOrEqual(2);
     expect(summary.faults.executed['etcd-restart']).toBe(1);
     expect(summary.faults.executed['db-drop']).toBe(2);
+    expect(summary.faults.executed['drop-unload']).toBeGreaterThanOrEqual(1);
+    // I5 dated the writes and I6 had accepted requests to follow.
+    expect(summary.freshness.writesJudged).toBeGreaterThan(50);
+    expect(summary.freshness.acceptedRequests).toBeGreaterThan(50);
     // The workload really exercised the interesting paths.
     expect(summary.history.tombstones).toBeGreaterThan(3);
     expect(summary.ops.byKind.sweep?.ok ?? 0).toBeGreaterThan(10);
@@ -75,7 +82,7 @@ describe('chaos harness (CLI)', () => {
     const { code, output, summary, dir } = await chaos([...WORKLOAD, '--seed', 'ci-negative', '--strategy', 'naive']);
     expect(summary.violations.byInvariant.I1, output.slice(-3000)).toBeGreaterThan(0);
     expect(summary.violations.byRule['I1/put-after-unload'] ?? 0).toBeGreaterThan(0);
-    expect(summary.verdict).toMatch(/negative control: the harness sees/);
+    expect(summary.verdict).toMatch(/negative control \(naive\): the harness sees/);
     // Each violation comes with the slice of history that shows it and the command to replay it.
     const slice = JSON.parse(readFileSync(join(dir, summary.violations.files.find((f) => f.includes('put-after-unload'))!), 'utf8')) as {
       replay: string;
@@ -88,5 +95,13 @@ describe('chaos harness (CLI)', () => {
     expect(slice.events.some((e) => e.rev === tomb && /"deleted":true/.test(e.value))).toBe(true);
     expect(slice.events.some((e) => e.rev === put)).toBe(true);
     expect(code).toBe(0); // the run met its expectation: it found the bug
+  }, 150_000);
+
+  it('negative control: lock holders that only read without fencing the database are caught by I5', async () => {
+    const { code, output, summary } = await chaos([...WORKLOAD, '--seed', 'cu1', '--strategy', 'unfenced-reads']);
+    expect(summary.violations.byInvariant.I5, output.slice(-3000)).toBeGreaterThan(0);
+    expect(summary.violations.byRule['I5/commit-under-superseded-lock'] ?? 0).toBeGreaterThan(0);
+    expect(summary.verdict).toMatch(/negative control \(unfenced-reads\): the harness sees/);
+    expect(code).toBe(0);
   }, 150_000);
 });

@@ -151,3 +151,26 @@ describe('etcd rebuilt from scratch', () => {
     expect((await withInv((inv) => updateRoutes(inv, a.id, [route(9)]))).applied).toBe(true);
   });
 });
+
+describe('the history check races the writers', () => {
+  it('a fence recorded between its two reads is no rollback: no epoch is started', async () => {
+    const { armFailpoint } = await import('../../lib/failpoints.js');
+    const { checkEtcdHistory } = await import('../../lib/circuits/history.js');
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await withInv((inv) => propagate(inv, c.id));
+    await sweep();
+    const before = (await latestEpoch(iso.rt.db))!.epoch;
+    // Between the check's database read and its etcd read, writers take locks and record fences.
+    const disarm = armFailpoint('history.betweenReads', async () => {
+      await withInv(async (inv) => {
+        for (let i = 0; i < 3; i++) await updateRoutes(inv, c.id, [route(2 + i)]);
+      });
+    });
+    try {
+      expect(await withInv((inv) => checkEtcdHistory(inv))).toMatchObject({ status: 'ok', epoch: before });
+    } finally {
+      disarm();
+    }
+    expect((await latestEpoch(iso.rt.db))!.epoch).toBe(before);
+  });
+});

@@ -3,7 +3,9 @@
 // proves nothing).
 import { describe, expect, it } from 'vitest';
 import {
+  checkAccepted,
   checkConvergence,
+  checkFreshness,
   checkHistory,
   checkResponses,
   parseWriter,
@@ -343,7 +345,8 @@ describe('chaos harness: options and seeded plans', () => {
     expect(o.counts.pause).toBeGreaterThanOrEqual(100);
     expect(o.counts.kill).toBeGreaterThanOrEqual(50);
     expect(o.counts['etcd-restart']).toBeGreaterThanOrEqual(3);
-    expect(replayCommand(o)).toBe('npm run chaos -- --ops 10000 --procs 4 --seed s1 --faults pause,kill,etcd-restart,db-drop --strategy circuitry');
+    expect(o.counts['drop-unload']).toBeGreaterThanOrEqual(20);
+    expect(replayCommand(o)).toBe('npm run chaos -- --ops 10000 --procs 4 --seed s1 --faults pause,kill,etcd-restart,db-drop,drop-unload --strategy circuitry');
   });
 
   it('rejects bad options with a message that names the option', () => {
@@ -351,7 +354,7 @@ describe('chaos harness: options and seeded plans', () => {
       [['--ops', 'ten'], /--ops must be a whole number/],
       [['--ops', '2', '--procs', '4'], /--ops \(2\) must be at least --procs/],
       [['--faults', 'pause,flood'], /unknown fault "flood"/],
-      [['--strategy', 'yolo'], /--strategy must be circuitry or naive/],
+      [['--strategy', 'yolo'], /--strategy must be one of circuitry, naive, unfenced-reads/],
       [['--faults', 'pause', '--kills', '3'], /--kills 3 given but "kill" is not in --faults/],
       [['--frobnicate'], /Unknown option/],
       [['--seed', 'a b'], /--seed/],
@@ -364,11 +367,65 @@ describe('chaos harness: options and seeded plans', () => {
     const shape = { seed: 'x', slots: 6, backends: 6 };
     expect(opFor(shape, 2, 17)).toEqual(opFor(shape, 2, 17));
     expect(opFor(shape, 2, 17)).not.toEqual(opFor({ ...shape, seed: 'y' }, 2, 17));
-    const counts = { pause: 10, kill: 5, 'etcd-restart': 2, 'db-drop': 3 };
+    const counts = { pause: 10, kill: 5, 'etcd-restart': 2, 'db-drop': 3, 'drop-unload': 4 };
     const plan = planFaults('x', 1000, counts, 4, 2000);
     expect(plan).toEqual(planFaults('x', 1000, counts, 4, 2000));
-    expect(plan).toHaveLength(20);
+    expect(plan).toHaveLength(24);
     expect(plan.filter((f) => f.kind === 'pause').every((f) => f.durationMs > 2000)).toBe(true);
     expect(plan.every((f, i) => i === 0 || plan[i - 1]!.atOps <= f.atOps)).toBe(true);
+  });
+});
+
+describe('I5 only fresh data is written', () => {
+  const writeAt = (h: History, gen: number, deleted = false) => h.txn([['put', metaKey(C), meta(gen, deleted, 'a@2')]]);
+
+  it('flags a write that renders a generation older than one committed before it was sent', () => {
+    const h = new History();
+    const r = writeAt(h, 1);
+    const commits = [{ circuitId: C, generation: 2, recordedMs: 1000, fenceEpoch: 1, fenceRevision: 7 }];
+    const bad = checkFreshness(L, h.events, commits, [], new Map([[r, 1500]]));
+    expect(bad.byRule['I5/stale-render']).toBe(1);
+    expect(bad.judged).toBe(1);
+    // The same write sent before the commit is fine; a write the logs cannot date is counted, not judged.
+    expect(checkFreshness(L, h.events, commits, [], new Map([[r, 900]])).counts.I5).toBe(0);
+    const undated = checkFreshness(L, h.events, commits, [], new Map());
+    expect(undated.counts.I5).toBe(0);
+    expect(undated.unjudged).toBe(1);
+  });
+
+  it('flags a commit made under a fence older than one a newer holder already used', () => {
+    const stale = [{ circuitId: C, generation: 3, recordedMs: 2000, fenceEpoch: 1, fenceRevision: 10 }];
+    const reader = { circuitId: C, epoch: 1, revision: 12, doneMs: 1500 };
+    expect(checkFreshness(L, [], stale, [reader], new Map()).byRule['I5/commit-under-superseded-lock']).toBe(1);
+    // The newer holder read after the commit, an older holder, another circuit, a creation: fine.
+    expect(checkFreshness(L, [], stale, [{ ...reader, doneMs: 2500 }], new Map()).counts.I5).toBe(0);
+    expect(checkFreshness(L, [], stale, [{ ...reader, revision: 9 }], new Map()).counts.I5).toBe(0);
+    expect(checkFreshness(L, [], stale, [{ ...reader, circuitId: D }], new Map()).counts.I5).toBe(0);
+    expect(checkFreshness(L, [], [{ ...stale[0]!, fenceEpoch: 0, fenceRevision: 0 }], [reader], new Map()).counts.I5).toBe(0);
+    // A newer epoch wins whatever its revision.
+    expect(checkFreshness(L, [], stale, [{ ...reader, epoch: 2, revision: 3 }], new Map()).counts.I5).toBe(1);
+  });
+});
+
+describe('I6 nothing accepted is lost', () => {
+  const final = (opts: { deleted: boolean; generation: number; keys?: Map<string, string>; meta?: string }) => ({
+    keys: opts.keys ?? new Map<string, string>(),
+    metas: new Map(opts.meta === undefined ? [] : [[C, opts.meta]]),
+    circuits: [{ id: C, generation: opts.generation, deleted: opts.deleted, expected: new Map<string, string>() }],
+  });
+
+  it('an accepted DELETE must end deleted with its keys gone', () => {
+    const del = [{ worker: 0, i: 1, kind: 'delete' as const, circuitId: C }];
+    expect(checkAccepted(L, del, final({ deleted: false, generation: 2, meta: meta(2, false, 'a@1') })).byRule['I6/accepted-delete-not-done']).toBe(1);
+    expect(checkAccepted(L, del, final({ deleted: true, generation: 3, keys: render(C, [A]) })).byRule['I6/accepted-delete-keys-left']).toBe(1);
+    expect(checkAccepted(L, del, final({ deleted: true, generation: 3, meta: meta(3, true, 'a@1') })).counts.I6).toBe(0);
+  });
+
+  it('an accepted write must be in etcd at its generation or later, unless the circuit was deleted since', () => {
+    const w = [{ worker: 0, i: 1, kind: 'write' as const, circuitId: C, generation: 4 }];
+    expect(checkAccepted(L, w, final({ deleted: false, generation: 4, meta: meta(3, false, 'a@1') })).byRule['I6/accepted-write-not-applied']).toBe(1);
+    expect(checkAccepted(L, w, final({ deleted: false, generation: 4 })).counts.I6).toBe(1);
+    expect(checkAccepted(L, w, final({ deleted: false, generation: 5, meta: meta(5, false, 'a@1') })).counts.I6).toBe(0);
+    expect(checkAccepted(L, w, final({ deleted: true, generation: 6 })).counts.I6).toBe(0);
   });
 });

@@ -40,6 +40,7 @@ function circuit(protocol: Protocol, routes: Route[], allowed: string[] = []): C
     createdAt: '2026-01-01T00:00:00.000Z',
     unloadRequestedAt: null,
     keysRemovedAt: null,
+    createDigest: null,
   };
 }
 

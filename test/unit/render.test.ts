@@ -59,6 +59,7 @@ function circuit(over: Partial<Circuit> = {}): Circuit {
     createdAt: '2026-01-01T00:00:00.000Z',
     unloadRequestedAt: null,
     keysRemovedAt: null,
+    createDigest: null,
     ...over,
   };
 }

@@ -129,6 +129,7 @@ function runOne(v: typeof input extends fc.Arbitrary<infer T> ? T : never): Outc
     createdAt: '2026-01-01T00:00:00.000Z',
     unloadRequestedAt: null,
     keysRemovedAt: null,
+    createDigest: null,
   };
 
   let keys: Map<string, string>;
