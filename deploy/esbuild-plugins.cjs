@@ -11,8 +11,11 @@
 //    directory that does not belong to another function, so every function zip ships them as
 //    `functions/etcd3-proto/*.proto`. If an etcd3 upgrade changes the loading code, the build fails
 //    here instead of the Lambda failing at cold start.
+// 3. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
+//    its effective options (plugins left out) to <dir>/<entry>.meta.json / .options.json;
+//    `npm run bundle:report` and the cold-start benchmark summarise them.
 'use strict';
-/* global require, module */
+/* global require, module, process */
 /* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose, see above */
 
 const fs = require('node:fs/promises');
@@ -55,7 +58,7 @@ const etcd3Proto = {
         return {
           errors: [
             {
-              text: `etcd3-proto: ${args.path} no longer loads ${ORIGINAL_PATH}; update scripts/build/esbuild-plugins.cjs for this etcd3 version`,
+              text: `etcd3-proto: ${args.path} no longer loads ${ORIGINAL_PATH}; update deploy/esbuild-plugins.cjs for this etcd3 version`,
             },
           ],
         };
@@ -83,4 +86,29 @@ const etcd3Proto = {
   },
 };
 
-module.exports = [esmCjsInterop, etcd3Proto];
+/** @type {import('esbuild').Plugin} */
+const metafileReport = {
+  name: 'metafile-report',
+  setup(build) {
+    const dir = process.env.CIRCUITRY_METAFILE_DIR;
+    if (dir === undefined || dir === '') return;
+    const o = build.initialOptions;
+    o.metafile = true;
+    const entries = Array.isArray(o.entryPoints) ? o.entryPoints : Object.values(o.entryPoints ?? {});
+    const first = entries[0];
+    const entry = typeof first === 'string' ? first : (first?.in ?? 'bundle');
+    const name = path.basename(entry).replace(/\.[cm]?[jt]sx?$/, '');
+    build.onEnd(async (result) => {
+      if (result.metafile === undefined) return;
+      await fs.mkdir(dir, { recursive: true });
+      const { plugins, ...options } = o;
+      await fs.writeFile(path.join(dir, `${name}.meta.json`), JSON.stringify(result.metafile));
+      await fs.writeFile(
+        path.join(dir, `${name}.options.json`),
+        JSON.stringify({ ...options, metafile: false, pluginNames: (plugins ?? []).map((p) => p.name) }, null, 2),
+      );
+    });
+  },
+};
+
+module.exports = [esmCjsInterop, etcd3Proto, metafileReport];
