@@ -499,7 +499,7 @@ function printColdStart(c: ColdStartResult): void {
   const hasBaseline = c.functions.some((f) => f.vsBaseline);
   console.log(
     table(
-      `3. Cold start (osls package --stage ci in ${c.packageSeconds} s; ${c.bare.readyMs.n} fresh processes per row, interleaved; bare node: ready ${c.bare.readyMs.p50} ms after process start, spawn-to-exit ${c.bare.wallMs.p50} ms)`,
+      `3. Cold start (osls package --stage ci in ${c.packageSeconds} s; ${c.bare.readyMs.n} fresh processes per row, interleaved; bare node: ready ${c.bare.readyMs.p50} ms after process start, CPU ${c.bare.readyCpuMs.p50} ms, spawn-to-exit ${c.bare.wallMs.p50} ms)`,
       [
         'function',
         'zip KiB',
@@ -509,7 +509,8 @@ function printColdStart(c: ColdStartResult): void {
         'import p50',
         'ready - bare',
         'spawn-to-exit p50',
-        ...(hasBaseline ? ['zip / baseline', 'ready p50 / baseline', 'import p50 / baseline'] : []),
+        'ready CPU p50 ms',
+        ...(hasBaseline ? ['zip / baseline', 'ready p50 / baseline', 'import p50 / baseline', 'ready CPU / baseline'] : []),
         'top packages (minified bytes share)',
       ],
       c.functions.map((f) => [
@@ -521,7 +522,8 @@ function printColdStart(c: ColdStartResult): void {
         f.importMs.p50,
         f.readyMinusBareMs,
         f.wallMs.p50,
-        ...(hasBaseline ? (f.vsBaseline ? [f.vsBaseline.zip, f.vsBaseline.readyP50, f.vsBaseline.importP50] : ['', '', '']) : []),
+        f.readyCpuMs.p50,
+        ...(hasBaseline ? (f.vsBaseline ? [f.vsBaseline.zip, f.vsBaseline.readyP50, f.vsBaseline.importP50, f.vsBaseline.readyCpuP50] : ['', '', '', '']) : []),
         (f.packages ?? [])
           .slice(0, 5)
           .map((p) => `${p.package} ${Math.round(p.share * 100)}%`)

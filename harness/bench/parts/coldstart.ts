@@ -40,17 +40,20 @@ export interface ColdStartFunction {
   readyMinusBareMs: number;
   /** Parent-measured spawn-to-exit. */
   wallMs: Summary;
+  /** CPU time (user + system, all threads) of the process when the handler was ready: far less
+   * sensitive than wall time to other load on a shared machine. */
+  readyCpuMs: Summary;
   /** From the packaged build's metafile (absent for baseline rows). */
   packages?: MetafileSummary['packages'];
   topInputs?: MetafileSummary['topInputs'];
   importProfile?: Array<{ where: string; ms: number; share: number }>;
   /** For a function with a baseline row: this row / the baseline row. */
-  vsBaseline?: { zip: number; readyP50: number; importP50: number; readyMinusBare: number };
+  vsBaseline?: { zip: number; readyP50: number; importP50: number; readyMinusBare: number; readyCpuP50: number };
 }
 
 export interface ColdStartResult {
   packageSeconds: number;
-  bare: { readyMs: Summary; wallMs: Summary };
+  bare: { readyMs: Summary; wallMs: Summary; readyCpuMs: Summary };
   functions: ColdStartFunction[];
   baselineDir?: string;
   metafileDir?: string;
@@ -101,8 +104,9 @@ const importScript = (rel: string) =>
     'const t0 = performance.now();',
     `const m = await import(${JSON.stringify(rel)});`,
     'const t1 = performance.now();',
+    'const cpu = process.cpuUsage();',
     "if (typeof m.handler !== 'function') throw new Error('no handler');",
-    'console.log(JSON.stringify({ start: t0, ready: t1 }));',
+    'console.log(JSON.stringify({ start: t0, ready: t1, cpuMs: (cpu.user + cpu.system) / 1000 }));',
     'process.exit(0);',
   ].join('\n');
 
@@ -219,7 +223,9 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
     const minusBare = new Map<string, number[]>(names.map((n) => [n, []]));
     const bareReady: number[] = [];
     const bareWall: number[] = [];
-    const bareScript = 'console.log(JSON.stringify({ ready: performance.now() })); process.exit(0);';
+    const bareCpu: number[] = [];
+    const cpu = new Map<string, number[]>(names.map((n) => [n, []]));
+    const bareScript = 'const c = process.cpuUsage(); console.log(JSON.stringify({ ready: performance.now(), cpuMs: (c.user + c.system) / 1000 })); process.exit(0);';
     log(`coldstart: ${opts.rounds} rounds of ${names.length + 1} fresh node processes ...`);
     await nodeOnce(tmp, bareScript); // page cache warm for node itself
     for (const name of names) await nodeOnce(dirs.get(name)!.dir, importScript(`./${dirs.get(name)!.file}`)); // and for each bundle
@@ -231,7 +237,9 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
         const name = order[(r + j) % order.length]!;
         if (name === BARE) {
           const b = await nodeOnce(tmp, bareScript);
-          const bReady = (JSON.parse(b.out) as { ready: number }).ready;
+          const bOut = JSON.parse(b.out) as { ready: number; cpuMs: number };
+          const bReady = bOut.ready;
+          bareCpu.push(bOut.cpuMs);
           bareReady.push(bReady);
           bareWall.push(b.wallMs);
           roundReady.set(BARE, bReady);
@@ -239,8 +247,9 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
         }
         const d = dirs.get(name)!;
         const x = await nodeOnce(d.dir, importScript(`./${d.file}`));
-        const o = JSON.parse(x.out) as { start: number; ready: number };
+        const o = JSON.parse(x.out) as { start: number; ready: number; cpuMs: number };
         ready.get(name)!.push(o.ready);
+        cpu.get(name)!.push(o.cpuMs);
         imp.get(name)!.push(o.ready - o.start);
         wall.get(name)!.push(x.wallMs);
         roundReady.set(name, o.ready);
@@ -288,6 +297,7 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
         importMs: summarize(imp.get(name)!),
         readyMinusBareMs: round(summarize(minusBare.get(name)!).p50, 1),
         wallMs: summarize(wall.get(name)!),
+        readyCpuMs: summarize(cpu.get(name)!),
         ...(m ? { packages: m.packages, topInputs: m.topInputs } : {}),
         ...(profile ? { importProfile: profile } : {}),
       });
@@ -300,12 +310,13 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
           readyP50: ratio(f.readyMs.p50, b.readyMs.p50),
           importP50: ratio(f.importMs.p50, b.importMs.p50),
           readyMinusBare: ratio(f.readyMinusBareMs, b.readyMinusBareMs),
+          readyCpuP50: ratio(f.readyCpuMs.p50, b.readyCpuMs.p50),
         };
       }
     }
     return {
       packageSeconds,
-      bare: { readyMs: summarize(bareReady), wallMs: summarize(bareWall) },
+      bare: { readyMs: summarize(bareReady), wallMs: summarize(bareWall), readyCpuMs: summarize(bareCpu) },
       functions,
       ...(opts.baselineDir ? { baselineDir: path.relative(ROOT, opts.baselineDir) } : {}),
       ...(opts.metafileDir ? { metafileDir: path.relative(ROOT, opts.metafileDir) } : {}),
