@@ -11,9 +11,21 @@
 //    directory that does not belong to another function, so every function zip ships them as
 //    `functions/etcd3-proto/*.proto`. If an etcd3 upgrade changes the loading code, the build fails
 //    here instead of the Lambda failing at cold start.
-// 3. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
+// 3. zod-english-only: zod 4 re-exports every locale (`z.locales.*`, ~260 KB minified, a fifth of
+//    a bundle) although only English, the default, is used. The locales index is replaced by one
+//    that re-exports `en` and, for every other locale, a function that throws naming the plugin.
+// 4. proto-loader-lazy-descriptors: @grpc/proto-loader computes, for every message and enum of a
+//    loaded .proto, its descriptor (`type`) and the encoded FileDescriptorProtos, and loads
+//    protobufjs/ext/descriptor to do so: ~15-20 ms at every cold start, for data only gRPC server
+//    reflection reads (grpc-js's client only checks `'format' in definition`). The plugin makes
+//    `type` and `fileDescriptorProtos` memoized getters that compute the same values on first
+//    access. Serializers, paths and stream flags are built exactly as before.
+// 5. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
 //    its effective options (plugins left out) to <dir>/<entry>.meta.json / .options.json;
 //    `npm run bundle:report` and the cold-start benchmark summarise them.
+//
+// Every source patch checks the text it replaces and fails the BUILD when a dependency upgrade
+// changed it, so a silently ineffective (or wrong) patch cannot ship.
 'use strict';
 /* global require, module, process */
 /* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose, see above */
@@ -86,6 +98,153 @@ const etcd3Proto = {
   },
 };
 
+/**
+ * Replace exact snippets of a dependency's source; every snippet must occur exactly `count` times.
+ * @param {string} plugin @param {string} file @param {string} source
+ * @param {Array<[string, string, number?]>} edits
+ * @returns {{ contents: string } | { errors: Array<{ text: string }> }}
+ */
+function patchSource(plugin, file, source, edits) {
+  let out = source;
+  for (const [from, to, count = 1] of edits) {
+    const found = out.split(from).length - 1;
+    if (found !== count) {
+      return {
+        errors: [
+          {
+            text: `${plugin}: expected ${count} occurrence(s) of ${JSON.stringify(from.slice(0, 80))} in ${file}, found ${found}; the dependency changed: update deploy/esbuild-plugins.cjs`,
+          },
+        ],
+      };
+    }
+    out = out.split(from).join(to);
+  }
+  return { contents: out };
+}
+
+const ZOD_LOCALES_INDEX = /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/;
+const ZOD_LOCALE_EXPORT = /^export \{ default as (\w+) \} from "\.\/([\w-]+)\.js";$/;
+
+/** @type {import('esbuild').Plugin} */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(build) {
+    build.onLoad({ filter: ZOD_LOCALES_INDEX }, async (args) => {
+      const source = await fs.readFile(args.path, 'utf8');
+      const lines = source.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('//'));
+      const names = lines.map((l) => ZOD_LOCALE_EXPORT.exec(l)?.[1]);
+      if (names.some((n) => n === undefined) || !names.includes('en')) {
+        return { errors: [{ text: `zod-english-only: ${args.path} is not a list of \`export { default as xx } from "./xx.js"\`; update deploy/esbuild-plugins.cjs` }] };
+      }
+      const others = names.filter((n) => n !== 'en');
+      const contents = [
+        'export { default as en } from "./en.js";',
+        'const notBundled = (locale) => () => {',
+        '  throw new Error(`zod locale "${locale}" is not bundled (deploy/esbuild-plugins.cjs bundles English only)`);',
+        '};',
+        ...others.map((n) => `export const ${n} = notBundled(${JSON.stringify(n)});`),
+      ].join('\n');
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+const PROTO_LOADER_INDEX = /[\\/]node_modules[\\/]@grpc[\\/]proto-loader[\\/]build[\\/]src[\\/]index\.js$/;
+const LAZY_TYPE_DEFINITION = `
+function lazyTypeDefinition(format, reflected, fileDescriptors) {
+    let type;
+    return {
+        format,
+        get type() {
+            if (type === undefined) {
+                descriptorLazy();
+                const d = reflected.toDescriptor('proto3');
+                type = d.$type.toObject(d, descriptorOptions);
+            }
+            return type;
+        },
+        get fileDescriptorProtos() {
+            return fileDescriptors();
+        },
+    };
+}
+`;
+
+/** @type {import('esbuild').Plugin} */
+const protoLoaderLazyDescriptors = {
+  name: 'proto-loader-lazy-descriptors',
+  setup(build) {
+    // Only the copy etcd3 loads (grpc-js nests another version for its server-side channelz and
+    // ORCA services, which it loads lazily and never on the client path).
+    let etcd3Loader;
+    try {
+      const from = path.dirname(require.resolve('etcd3/package.json', { paths: [build.initialOptions.absWorkingDir ?? process.cwd()] }));
+      etcd3Loader = require.resolve('@grpc/proto-loader', { paths: [from] });
+    } catch {
+      return; // no etcd3 here
+    }
+    build.onLoad({ filter: PROTO_LOADER_INDEX }, async (args) => {
+      if (path.resolve(args.path) !== etcd3Loader) return undefined;
+      const source = await fs.readFile(args.path, 'utf8');
+      const patched = patchSource('proto-loader-lazy-descriptors', args.path, source, [
+        [
+          'const descriptor = require("protobufjs/ext/descriptor");',
+          'let descriptorModule;\nconst descriptorLazy = () => (descriptorModule !== undefined ? descriptorModule : (descriptorModule = require("protobufjs/ext/descriptor")));',
+        ],
+        ['descriptor.FileDescriptorProto.', 'descriptorLazy().FileDescriptorProto.'],
+        ['descriptor.FileDescriptorSet.', 'descriptorLazy().FileDescriptorSet.', 2],
+        [
+          `function createMessageDefinition(message, fileDescriptors) {
+    const messageDescriptor = message.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        type: messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+          `${LAZY_TYPE_DEFINITION}function createMessageDefinition(message, fileDescriptors) {
+    return lazyTypeDefinition('Protocol Buffer 3 DescriptorProto', message, fileDescriptors);
+}`,
+        ],
+        [
+          `function createEnumDefinition(enumType, fileDescriptors) {
+    const enumDescriptor = enumType.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+        type: enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+          `function createEnumDefinition(enumType, fileDescriptors) {
+    return lazyTypeDefinition('Protocol Buffer 3 EnumDescriptorProto', enumType, fileDescriptors);
+}`,
+        ],
+        [
+          `    const descriptorList = root.toDescriptor('proto3').file;
+    const bufferList = descriptorList.map(value => Buffer.from(descriptorLazy().FileDescriptorProto.encode(value).finish()));
+    for (const [name, obj] of getAllHandledReflectionObjects(root, '')) {
+        def[name] = createDefinition(obj, name, options, bufferList);
+    }`,
+          `    let bufferList;
+    const fileDescriptors = () => {
+        if (bufferList === undefined) {
+            descriptorLazy();
+            const descriptorList = root.toDescriptor('proto3').file;
+            bufferList = descriptorList.map(value => Buffer.from(descriptorLazy().FileDescriptorProto.encode(value).finish()));
+        }
+        return bufferList;
+    };
+    for (const [name, obj] of getAllHandledReflectionObjects(root, '')) {
+        def[name] = createDefinition(obj, name, options, fileDescriptors);
+    }`,
+        ],
+      ]);
+      if ('errors' in patched) return patched;
+      return { contents: patched.contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 /** @type {import('esbuild').Plugin} */
 const metafileReport = {
   name: 'metafile-report',
@@ -111,4 +270,4 @@ const metafileReport = {
   },
 };
 
-module.exports = [esmCjsInterop, etcd3Proto, metafileReport];
+module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, protoLoaderLazyDescriptors, metafileReport];
