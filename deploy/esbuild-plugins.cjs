@@ -20,7 +20,14 @@
 //    reflection reads (grpc-js's client only checks `'format' in definition`). The plugin makes
 //    `type` and `fileDescriptorProtos` memoized getters that compute the same values on first
 //    access. Serializers, paths and stream flags are built exactly as before.
-// 5. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
+// 5. aws-credentials-env-only: the AWS SDK's default credential chain (@aws-sdk/credential-provider-
+//    node) imports SSO, shared ini files, credential_process, web identity tokens, and the
+//    container/instance metadata providers, with the STS and SSO clients they need (~100 KB
+//    minified). In Lambda the execution role's credentials are always in the environment
+//    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the chain's first link, which
+//    stays; every other link is replaced by one that fails with a message naming this plugin
+//    (locally: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, as the local stack does).
+// 6. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
 //    its effective options (plugins left out) to <dir>/<entry>.meta.json / .options.json;
 //    `npm run bundle:report` and the cold-start benchmark summarise them.
 //
@@ -245,6 +252,36 @@ const protoLoaderLazyDescriptors = {
   },
 };
 
+const AWS_DEFAULT_PROVIDER = /[\\/]node_modules[\\/]@aws-sdk[\\/]credential-provider-node[\\/]dist-es[\\/]defaultProvider\.js$/;
+const notBundled = (provider) =>
+  `throw new CredentialsProviderError(${JSON.stringify(
+    `${provider} is not bundled: deploy/esbuild-plugins.cjs keeps only environment credentials (always set in Lambda; locally set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and unset AWS_PROFILE)`,
+  )}, { logger: init.logger, tryNextLink: true });`;
+
+/** @type {import('esbuild').Plugin} */
+const awsCredentialsEnvOnly = {
+  name: 'aws-credentials-env-only',
+  setup(build) {
+    build.onLoad({ filter: AWS_DEFAULT_PROVIDER }, async (args) => {
+      const source = await fs.readFile(args.path, 'utf8');
+      const patched = patchSource('aws-credentials-env-only', args.path, source, [
+        ['import { remoteProvider } from "./remoteProvider";\n', ''],
+        ['const { fromSSO } = await import("@aws-sdk/credential-provider-sso");\n        return fromSSO(init)(awsIdentityProperties);', notBundled('fromSSO')],
+        ['const { fromIni } = await import("@aws-sdk/credential-provider-ini");\n        return fromIni(init)(awsIdentityProperties);', notBundled('fromIni')],
+        ['const { fromProcess } = await import("@aws-sdk/credential-provider-process");\n        return fromProcess(init)(awsIdentityProperties);', notBundled('fromProcess')],
+        ['const { fromTokenFile } = await import("@aws-sdk/credential-provider-web-identity");\n        return fromTokenFile(init)(awsIdentityProperties);', notBundled('fromTokenFile')],
+        ['return (await remoteProvider(init))();', notBundled('remoteProvider (container and instance metadata)')],
+        [
+          'throw new CredentialsProviderError("Could not load credentials from any providers", {',
+          'throw new CredentialsProviderError("Could not load credentials from any providers (this bundle has environment credentials only: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; see deploy/esbuild-plugins.cjs)", {',
+        ],
+      ]);
+      if ('errors' in patched) return patched;
+      return { contents: patched.contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 /** @type {import('esbuild').Plugin} */
 const metafileReport = {
   name: 'metafile-report',
@@ -270,4 +307,4 @@ const metafileReport = {
   },
 };
 
-module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, protoLoaderLazyDescriptors, metafileReport];
+module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, protoLoaderLazyDescriptors, awsCredentialsEnvOnly, metafileReport];
