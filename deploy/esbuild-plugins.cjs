@@ -27,7 +27,11 @@
 //    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the chain's first link, which
 //    stays; every other link is replaced by one that fails with a message naming this plugin
 //    (locally: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, as the local stack does).
-// 6. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
+// 6. grpc-js-client-only: @grpc/grpc-js's index requires its server (Server, server calls,
+//    interceptors and credentials: ~50 KB minified, compiled and run at every cold start); etcd3
+//    is a client only. Those four modules are replaced by one whose every export throws, naming
+//    this plugin, when called or constructed.
+// 7. metafile-report: with CIRCUITRY_METAFILE_DIR set, each build writes its esbuild metafile and
 //    its effective options (plugins left out) to <dir>/<entry>.meta.json / .options.json;
 //    `npm run bundle:report` and the cold-start benchmark summarise them.
 //
@@ -282,6 +286,39 @@ const awsCredentialsEnvOnly = {
   },
 };
 
+const GRPC_SERVER_MODULES = /^\.\/(server|server-call|server-credentials|server-interceptors)$/;
+const GRPC_SRC_DIR = /[\\/]node_modules[\\/]@grpc[\\/]grpc-js[\\/]build[\\/]src$/;
+const GRPC_SERVER_STUB = `'use strict';
+const cache = new Map();
+const notBundled = (name) => {
+  if (!cache.has(name)) {
+    cache.set(name, function () {
+      throw new Error('@grpc/grpc-js server-side ' + name + ' is not bundled (client only: deploy/esbuild-plugins.cjs)');
+    });
+  }
+  return cache.get(name);
+};
+module.exports = new Proxy({}, {
+  get(_, key) {
+    if (key === '__esModule') return true;
+    if (typeof key === 'symbol' || key === 'then') return undefined;
+    return notBundled(key);
+  },
+});
+`;
+
+/** @type {import('esbuild').Plugin} */
+const grpcClientOnly = {
+  name: 'grpc-js-client-only',
+  setup(build) {
+    build.onResolve({ filter: GRPC_SERVER_MODULES }, (args) => {
+      if (!GRPC_SRC_DIR.test(args.resolveDir)) return undefined;
+      return { path: args.path, namespace: 'grpc-js-server-stub' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'grpc-js-server-stub' }, () => ({ contents: GRPC_SERVER_STUB, loader: 'js' }));
+  },
+};
+
 /** @type {import('esbuild').Plugin} */
 const metafileReport = {
   name: 'metafile-report',
@@ -307,4 +344,4 @@ const metafileReport = {
   },
 };
 
-module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, protoLoaderLazyDescriptors, awsCredentialsEnvOnly, metafileReport];
+module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, protoLoaderLazyDescriptors, awsCredentialsEnvOnly, grpcClientOnly, metafileReport];
