@@ -11,9 +11,13 @@
 //    directory that does not belong to another function, so every function zip ships them as
 //    `functions/etcd3-proto/*.proto`. If an etcd3 upgrade changes the loading code, the build fails
 //    here instead of the Lambda failing at cold start.
-// 3. zod-english-only: zod 4 re-exports every locale (`z.locales.*`, ~260 KB minified, a fifth of
-//    a bundle) although only English, the default, is used. The locales index is replaced by one
-//    that re-exports `en` and, for every other locale, a function that throws naming the plugin.
+// 3. zod-english-only and zod-slim: zod 4 re-exports every locale (`z.locales.*`, ~260 KB
+//    minified, a fifth of a bundle) although only English, the default, is used; the locales
+//    index is replaced by one that re-exports `en` and, for every other locale, a function that
+//    throws naming the plugin. And `z` (a namespace object, so esbuild keeps all of it) also
+//    carries `z.core`, `z.locales`, JSON Schema conversion and zod 4.6's compile API, which lib/
+//    does not use (~60 KB more): they become stubs that throw naming the plugin. Everything lib/
+//    uses (schemas, checks, parsing, errors, `.toJSONSchema()` on a schema) is untouched.
 // 4. proto-loader-lazy-descriptors: @grpc/proto-loader computes, for every message and enum of a
 //    loaded .proto, its descriptor (`type`) and the encoded FileDescriptorProtos, and loads
 //    protobufjs/ext/descriptor to do so: ~15-20 ms at every cold start, for data only gRPC server
@@ -154,6 +158,37 @@ const zodEnglishOnly = {
         '  throw new Error(`zod locale "${locale}" is not bundled (deploy/esbuild-plugins.cjs bundles English only)`);',
         '};',
         ...others.map((n) => `export const ${n} = notBundled(${JSON.stringify(n)});`),
+      ].join('\n');
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+const ZOD_CLASSIC_EXTERNAL = /[\\/]node_modules[\\/]zod[\\/]v4[\\/]classic[\\/]external\.js$/;
+const zodStub = (name) => `export const ${name} = /* @__PURE__ */ zodNotBundled(${JSON.stringify(name)});`;
+
+/** @type {import('esbuild').Plugin} */
+const zodSlim = {
+  name: 'zod-slim',
+  setup(build) {
+    build.onLoad({ filter: ZOD_CLASSIC_EXTERNAL }, async (args) => {
+      const source = await fs.readFile(args.path, 'utf8');
+      const patched = patchSource('zod-slim', args.path, source, [
+        ['export * as core from "../core/index.js";\n', `${zodStub('core')}\n`],
+        ['INVALID, toZod, compile, withParser, ZodCompileAsyncError, ZodCompileUnsupportedError, ', ''],
+        ['export { toJSONSchema } from "../core/json-schema-processors.js";\n', `${zodStub('toJSONSchema')}\n`],
+        ['export { fromJSONSchema } from "./from-json-schema.js";\n', `${zodStub('fromJSONSchema')}\n`],
+        ['export * as locales from "../locales/index.js";\n', `${zodStub('locales')}\n`],
+      ]);
+      if ('errors' in patched) return patched;
+      const removed = ['INVALID', 'toZod', 'compile', 'withParser', 'ZodCompileAsyncError', 'ZodCompileUnsupportedError'];
+      const contents = [
+        'function zodNotBundled(name) {',
+        '  const fail = () => { throw new Error(`z.${name} is not bundled (deploy/esbuild-plugins.cjs: zod-slim)`); };',
+        '  return new Proxy(fail, { get: (_, key) => (key === "then" || typeof key === "symbol" ? undefined : fail()), apply: fail, construct: fail });',
+        '}',
+        patched.contents,
+        ...removed.map(zodStub),
       ].join('\n');
       return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
     });
@@ -344,4 +379,4 @@ const metafileReport = {
   },
 };
 
-module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, protoLoaderLazyDescriptors, awsCredentialsEnvOnly, grpcClientOnly, metafileReport];
+module.exports = [esmCjsInterop, etcd3Proto, zodEnglishOnly, zodSlim, protoLoaderLazyDescriptors, awsCredentialsEnvOnly, grpcClientOnly, metafileReport];
