@@ -390,6 +390,52 @@ describe('npx osls package --stage ci', () => {
     expect(methods).toBeGreaterThan(30);
   });
 
+  it('request and event validation bundled with zod-slim behaves exactly like the source', async () => {
+    // The bundles drop parts of zod (deploy/esbuild-plugins.cjs); lib/'s schemas must not notice.
+    const esbuild = await import('esbuild');
+    const req = createRequire(import.meta.url);
+    const plugins = (req(path.join(root, 'deploy/esbuild-plugins.cjs')) as import('esbuild').Plugin[]).filter((p) => p.name !== 'metafile-report');
+    const dir = await mkdtemp(path.join(tmpdir(), 'circuitry-zod-'));
+    tmpDirs.push(dir);
+    const lib = (f: string) => JSON.stringify(path.join(root, 'lib', f));
+    await writeFile(
+      path.join(dir, 'entry.ts'),
+      `export { createCircuitBody, updateRoutesBody, workerBody, listQuery } from ${lib('http/requests.ts')};\nexport { parseUnloadEvent } from ${lib('circuits/unload-event.ts')};\n`,
+    );
+    await esbuild.build({ entryPoints: [path.join(dir, 'entry.ts')], outfile: path.join(dir, 'entry.mjs'), bundle: true, minify: true, keepNames: true, platform: 'node', format: 'esm', target: 'node22', mainFields: ['module', 'main'], absWorkingDir: root, plugins, logLevel: 'error' });
+    expect(readFileSyncUtf8(path.join(dir, 'entry.mjs'))).toContain('zod-slim');
+    type Api = typeof import('../../lib/http/requests.js') & typeof import('../../lib/circuits/unload-event.js');
+    const bundled = (await import(path.join(dir, 'entry.mjs'))) as Api;
+    const source = { ...(await import('../../lib/http/requests.js')), ...(await import('../../lib/circuits/unload-event.js')) } as Api;
+    const policy = { maxRoutesPerCircuit: 4, allowedBackendCidrs: ['10.0.0.0/8'] } as never;
+    const route = { routeId: '5d0f6c0e-58a5-4d9a-8b1e-6a8f1f6b1c11', sessionId: '5d0f6c0e-58a5-4d9a-8b1e-6a8f1f6b1c12', host: '10.0.0.5', port: 30001, trafficRatio: 1 };
+    const bodies: unknown[] = [
+      { worker: 'w-1', protocol: 'http', appMode: 'inference', frontend: { mode: 'port', port: 10205 }, routes: [route] },
+      { worker: 'W!', protocol: 'udp', appMode: 'x', frontend: { mode: 'port', port: 0 }, routes: [{ ...route, host: '169.254.169.254', extra: 1 }] },
+      { worker: 'w-1', protocol: 'tcp', appMode: 'interactive', frontend: { mode: 'wildcard', subdomain: 'Bad_Sub' }, routes: [], healthCheck: { path: 'x' } },
+      { worker: 'w-1', protocol: 'http', appMode: 'inference', frontend: { mode: 'port', port: 1 }, routes: Array.from({ length: 5 }, () => route), __proto__: { x: 1 } },
+      'not an object',
+    ];
+    const outcome = (f: () => unknown) => {
+      try {
+        return { ok: f() };
+      } catch (e) {
+        return { error: (e as Error).name, message: (e as Error).message, errors: (e as { errors?: unknown }).errors };
+      }
+    };
+    const run = (api: Api) => ({
+      create: bodies.map((b) => outcome(() => api.createCircuitBody({ json: b } as never, policy))),
+      routes: bodies.map((b) => outcome(() => api.updateRoutesBody({ json: b } as never, policy))),
+      worker: [{ hostname: 'proxy.example.com', tls: true }, { hostname: 'a b' }, {}].map((b) => outcome(() => api.workerBody({ json: b } as never))),
+      list: [{ limit: '5' }, { limit: '-1', x: '1' }, {}].map((q) => outcome(() => api.listQuery({ queryStringParameters: q } as never))),
+      unload: [{ detail: { circuitId: route.routeId.toUpperCase() } }, { detail: { circuitId: 'nope' } }, null, { detail: {} }].map((e) => outcome(() => api.parseUnloadEvent(e))),
+    });
+    const b = run(bundled);
+    expect(b).toEqual(run(source));
+    expect(b.create[0]).toHaveProperty('ok');
+    expect(b.create[1]).toMatchObject({ error: 'HttpProblem' });
+  });
+
   it('a stage without its required parameters fails, naming each of them and how to pass it', async () => {
     const r = await osls(['package', '--stage', 'staging', '--package', path.join(pkgDir, 'staging')], 60_000);
     expect(r.ok).toBe(false);
