@@ -33,10 +33,10 @@ const PROTO_FILES = ['auth.proto', 'kv.proto', 'rpc.proto'];
 // accident: `npm run bundle:report` shows what is in each bundle.
 const KIB = 1024;
 const ZIP_BUDGET: Record<(typeof FUNCTIONS)[number], number> = {
-  'circuits-api': 392 * KIB, // 373 KiB; the only HTTP function that publishes events (AWS SDK)
-  'scheduled-health': 392 * KIB, // 373 KiB; publishes RouteHealthChanged (AWS SDK)
-  unload: 300 * KIB, // 286 KiB
-  'update-routes': 306 * KIB, // 291 KiB
+  'circuits-api': 375 * KIB, // 357 KiB; with scheduled-health, the functions that publish events (AWS SDK)
+  'scheduled-health': 375 * KIB, // 357 KiB; publishes RouteHealthChanged (AWS SDK)
+  unload: 284 * KIB, // 270 KiB
+  'update-routes': 289 * KIB, // 275 KiB
 };
 const DUMMY_AWS = { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined };
 /** Runs `npx osls <args>` offline; resolves with its output whether it fails or not. */
