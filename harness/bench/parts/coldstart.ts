@@ -111,7 +111,7 @@ const importScript = (rel: string) =>
   ].join('\n');
 
 /** Self time of the import by package, from a CPU profile of a whitespace-kept build. */
-async function importProfile(bundleDir: string, bundleFile: string, rounds: number): Promise<ColdStartFunction['importProfile']> {
+export async function importProfile(bundleDir: string, bundleFile: string, rounds: number): Promise<ColdStartFunction['importProfile']> {
   const src = fs.readFileSync(path.join(bundleDir, bundleFile), 'utf8').split('\n');
   // esbuild marks each module's code with a `// <path>` comment line in unminified output.
   const marks: Array<{ line: number; pkg: string }> = [];
