@@ -26,6 +26,8 @@
 // e.g. saved from another commit, as "<fn> (baseline)" rows interleaved in the same rounds, and
 // print after/before ratios), --metafile DIR (keep each function's esbuild metafile and build
 // options in DIR; `npm run bundle:report` prints the same summaries without timing anything),
+// --cold-deps (also time the main dependencies imported alone: etcd3, zod, Neon + ws, middy +
+// Powertools, and an empty module, built with the packaged options, in the same rounds),
 // --route-sizes 1,10,100,200 --route-runs N (default 200), --sweep-sizes 100,1000,10000,
 // --sweep-routes N (routes per circuit, default 1), --backends N (default 200),
 // --wait-quiet (before each part, poll the 1-minute load average every 30 s until below 1.0,
@@ -112,6 +114,7 @@ function parseArgs(argv: string[]) {
     coldSave: a.has('cold-save') ? path.resolve(a.get('cold-save')!) : undefined,
     coldBaseline: a.has('cold-baseline') ? path.resolve(a.get('cold-baseline')!) : undefined,
     metafileDir: a.has('metafile') ? path.resolve(a.get('metafile')!) : undefined,
+    coldDeps: a.get('cold-deps') === 'true',
     routeSizes: list('route-sizes', [1, 10, 100, 200]),
     routeRuns: num('route-runs', 200),
     sweepSizes: list('sweep-sizes', [100, 1000, 10_000]),
@@ -491,6 +494,7 @@ async function partColdStart(args: Args): Promise<ColdStartResult> {
     ...(args.coldSave ? { saveDir: args.coldSave } : {}),
     ...(args.coldBaseline ? { baselineDir: args.coldBaseline } : {}),
     ...(args.metafileDir ? { metafileDir: args.metafileDir } : {}),
+    deps: args.coldDeps,
   });
 }
 

@@ -8,6 +8,8 @@
 //   - optionally a baseline (--cold-baseline DIR: zips saved by an earlier --cold-save DIR run, e.g.
 //     of another commit) measured in the SAME rounds, so before/after ratios share the machine's
 //     load at the time;
+//   - optionally (--cold-deps) the main dependencies imported alone, bundled with the packaged
+//     build's options and plugins, in the same rounds: what each costs on its own;
 //   - what the import spends its time on: a CPU profile of the import of a build with the packaged
 //     build's own options (from the plugin's <function>.options.json) but whitespace kept, self
 //     time attributed to packages through esbuild's `// <path>` module markers (line-level ticks).
@@ -68,7 +70,25 @@ export interface ColdStartOptions {
   saveDir?: string;
   /** Keep the metafiles here (default: a temp dir, removed). */
   metafileDir?: string;
+  /** Also time the main dependencies imported alone ("dep: ..." rows). */
+  deps?: boolean;
 }
+
+/** The main dependencies, each imported alone by a one-line handler (what it costs on its own). */
+const DEPS: Record<string, string> = {
+  'dep: (empty module)': 'export const handler = () => 1;',
+  'dep: etcd3 (grpc-js, protobufjs, its protos)': "import { Etcd3 } from 'etcd3'; export const handler = () => Etcd3;",
+  'dep: zod': "import { z } from 'zod'; export const handler = () => z.string();",
+  'dep: @neondatabase/serverless + ws': "import { Pool } from '@neondatabase/serverless'; import ws from 'ws'; export const handler = () => [Pool, ws];",
+  'dep: middy + Powertools': [
+    "import middy from '@middy/core';",
+    "import { Logger } from '@aws-lambda-powertools/logger';",
+    "import { Metrics } from '@aws-lambda-powertools/metrics';",
+    "import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';",
+    "import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';",
+    "export const handler = () => [middy, new Logger(), new Metrics({ namespace: 'x' }), logMetrics, injectLambdaContext];",
+  ].join('\n'),
+};
 
 async function unzipEntries(zip: string): Promise<ColdStartFunction['entries']> {
   const { stdout } = await run('unzip', ['-v', zip]);
@@ -214,6 +234,21 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
         else log(`coldstart: no ${zip}, no baseline for ${name}`);
       }
     }
+    if (opts.deps) {
+      const optionsFile = path.join(metaDir, 'unload.options.json');
+      const { pluginNames: _p, entryPoints: _e, outdir: _o, ...base } = JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as BuildOptions & { pluginNames: string[] };
+      const plugins = (require(path.join(ROOT, 'deploy/esbuild-plugins.cjs')) as Plugin[]).filter((p) => p.name !== 'metafile-report');
+      for (const [name, code] of Object.entries(DEPS)) {
+        const dir = path.join(tmp, 'x', name.replace(/\W+/g, '-'));
+        const src = path.join(tmp, 'deps', `${name.replace(/\W+/g, '-')}.ts`);
+        fs.mkdirSync(path.dirname(src), { recursive: true });
+        fs.writeFileSync(src, code);
+        await esbuild.build({ ...base, entryPoints: { dep: src }, outdir: path.join(dir, 'functions'), nodePaths: [path.join(ROOT, 'node_modules')], metafile: false, logLevel: 'silent', plugins, absWorkingDir: ROOT });
+        const zip = path.join(tmp, 'deps', `${name.replace(/\W+/g, '-')}.zip`);
+        await run('zip', ['-q', '-9', '-r', zip, 'functions'], { cwd: dir });
+        dirs.set(name, { dir, file: 'functions/dep.mjs', zip });
+      }
+    }
 
     // Import timing: R rounds, every function and a bare node in each round, order rotated.
     const names = [...dirs.keys()];
@@ -262,7 +297,7 @@ export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult
     const functions: ColdStartFunction[] = [];
     for (const name of names) {
       const d = dirs.get(name)!;
-      const isBaseline = name.endsWith(BASELINE);
+      const isBaseline = name.endsWith(BASELINE) || name.startsWith('dep: ');
       const m = isBaseline ? undefined : meta[name];
       const bundleBytes = fs.statSync(path.join(d.dir, d.file)).size;
       if (m && m.bytes !== bundleBytes) log(`coldstart: WARNING ${name}: metafile says ${m.bytes} bytes, the packaged bundle has ${bundleBytes}`);
