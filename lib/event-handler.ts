@@ -17,7 +17,7 @@ export function eventHandler<E, R>(fn: (event: E, context: EventContext) => Prom
   return middy<E, R, Error, EventContext>()
     .use(doNotWaitForEmptyEventLoop({ runOnError: true }))
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(logMetrics(metrics))
+    .use(logMetrics(metrics, { captureColdStartMetric: true })) // a ColdStart metric (dimension function_name) on each cold start
     .use({
       before: (req) => {
         req.context.inv = new Invocation(getRuntime(), `${req.context.functionName ?? 'local'}:${req.context.awsRequestId ?? ''}`);

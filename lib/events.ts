@@ -1,7 +1,9 @@
 // Publishing to EventBridge: batches of at most 10 entries (PutEvents' limit), and entries the
 // service reports as failed are retried with backoff; what still fails is reported, not lost
 // silently. Source and bus come from configuration.
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+// The AWS SDK is loaded on the first publish, not at cold start: most invocations publish nothing
+// (in circuits-api only DELETE does), and its import is a large part of a cold start.
+import type { EventBridgeClient, PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from './config.js';
 import { logger, metrics, MetricUnit } from './observability.js';
@@ -31,13 +33,26 @@ export interface Publisher {
 const BATCH = 10;
 const ATTEMPTS = 4;
 
-export function createPublisher(
-  config: Pick<Config, 'eventBusName' | 'eventSource' | 'eventBridgeEndpoint'>,
-  client: EventBridgeClient = new EventBridgeClient({
-    ...(config.eventBridgeEndpoint !== undefined ? { endpoint: config.eventBridgeEndpoint } : {}),
-    maxAttempts: 3,
-  }),
-): Publisher {
+const loadSdk = () => import('@aws-sdk/client-eventbridge');
+
+export function createPublisher(config: Pick<Config, 'eventBusName' | 'eventSource' | 'eventBridgeEndpoint'>, client?: EventBridgeClient): Publisher {
+  let sdk: Promise<{ client: EventBridgeClient; PutEventsCommand: typeof import('@aws-sdk/client-eventbridge').PutEventsCommand }> | undefined;
+  const getSdk = () =>
+    (sdk ??= loadSdk().then(
+      (m) => ({
+        client:
+          client ??
+          new m.EventBridgeClient({
+            ...(config.eventBridgeEndpoint !== undefined ? { endpoint: config.eventBridgeEndpoint } : {}),
+            maxAttempts: 3,
+          }),
+        PutEventsCommand: m.PutEventsCommand,
+      }),
+      (err: unknown) => {
+        sdk = undefined;
+        throw err;
+      },
+    ));
   const toEntry = (e: OutgoingEvent): PutEventsRequestEntry => ({
     EventBusName: config.eventBusName,
     Source: config.eventSource,
@@ -46,6 +61,8 @@ export function createPublisher(
   });
   return {
     async publish(events) {
+      if (events.length === 0) return { published: 0 };
+      const { client, PutEventsCommand } = await getSdk();
       let published = 0;
       const failed: OutgoingEvent[] = [];
       for (let i = 0; i < events.length; i += BATCH) {

@@ -13,13 +13,21 @@
 //               circuit, then each on its own circuit. Throughput, lock wait, fairness, and a
 //               lost-update check (database generation and etcd meta generation).
 //   coldstart   `osls package`: zip size per function, fresh-process time to the handler
-//               imported, bundle composition (esbuild metafile) and import CPU profile.
+//               imported ("ready handler"), bundle composition (the packaged build's esbuild
+//               metafile) and import CPU profile. Needs no services: run it alone with
+//               `npm run bench -- --only coldstart`.
 //   scaling     propagate cost as routes per circuit grow (1, 10, 100, 200) and sweep cost as
 //               circuits grow (100, 1,000, 10,000; all backends healthy: no lock expected).
 //
 // Options: --runs N (part 1 runs per variant, default 1000), --count-runs N (part 1 counting
 // batch, default 200), --warmup N (default 50), --procs P --writers W --k K (contention,
-// default 4, 16, 20), --cold-rounds N (default 15), --profile-rounds N (default 3),
+// default 4, 16, 20), --cold-rounds N (default 15), --profile-rounds N (default 3; 0 = none),
+// --cold-save DIR (copy the packaged zips to DIR), --cold-baseline DIR (also measure DIR/<fn>.zip,
+// e.g. saved from another commit, as "<fn> (baseline)" rows interleaved in the same rounds, and
+// print after/before ratios), --metafile DIR (keep each function's esbuild metafile and build
+// options in DIR; `npm run bundle:report` prints the same summaries without timing anything),
+// --cold-deps (also time the main dependencies imported alone: etcd3, zod, Neon + ws, middy +
+// Powertools, and an empty module, built with the packaged options, in the same rounds),
 // --route-sizes 1,10,100,200 --route-runs N (default 200), --sweep-sizes 100,1000,10000,
 // --sweep-routes N (routes per circuit, default 1), --backends N (default 200),
 // --wait-quiet (before each part, poll the 1-minute load average every 30 s until below 1.0,
@@ -62,7 +70,21 @@ import type { SweepStats } from '../../lib/health/index.js';
 const PARTS = ['propagate', 'contention', 'coldstart', 'scaling'] as const;
 type Part = (typeof PARTS)[number];
 
+function usage(): string {
+  // The header comment of this file is the documentation.
+  const lines = fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n');
+  const end = lines.findIndex((l) => !l.startsWith('//'));
+  return lines
+    .slice(0, end)
+    .map((l) => l.replace(/^\/\/ ?/, ''))
+    .join('\n');
+}
+
 function parseArgs(argv: string[]) {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage());
+    process.exit(0);
+  }
   const a = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -89,6 +111,10 @@ function parseArgs(argv: string[]) {
     k: num('k', 20),
     coldRounds: num('cold-rounds', 15),
     profileRounds: num('profile-rounds', 3),
+    coldSave: a.has('cold-save') ? path.resolve(a.get('cold-save')!) : undefined,
+    coldBaseline: a.has('cold-baseline') ? path.resolve(a.get('cold-baseline')!) : undefined,
+    metafileDir: a.has('metafile') ? path.resolve(a.get('metafile')!) : undefined,
+    coldDeps: a.get('cold-deps') === 'true',
     routeSizes: list('route-sizes', [1, 10, 100, 200]),
     routeRuns: num('route-runs', 200),
     sweepSizes: list('sweep-sizes', [100, 1000, 10_000]),
@@ -462,15 +488,35 @@ function printContention(cs: ContentionScenario[]): void {
 
 async function partColdStart(args: Args): Promise<ColdStartResult> {
   const { coldStart } = await import('./parts/coldstart.js');
-  return coldStart({ rounds: args.coldRounds, profileRounds: args.profileRounds });
+  return coldStart({
+    rounds: args.coldRounds,
+    profileRounds: args.profileRounds,
+    ...(args.coldSave ? { saveDir: args.coldSave } : {}),
+    ...(args.coldBaseline ? { baselineDir: args.coldBaseline } : {}),
+    ...(args.metafileDir ? { metafileDir: args.metafileDir } : {}),
+    deps: args.coldDeps,
+  });
 }
 
 function printColdStart(c: ColdStartResult): void {
   const kb = (b: number) => round(b / 1024, 0);
+  const hasBaseline = c.functions.some((f) => f.vsBaseline);
   console.log(
     table(
-      `3. Cold start (osls package --stage ci in ${c.packageSeconds} s; ${c.bare.readyMs.n} fresh processes per function; bare node: ready ${c.bare.readyMs.p50} ms after process start, spawn-to-exit ${c.bare.wallMs.p50} ms)`,
-      ['function', 'zip KiB', 'bundle KiB', 'ready p50 ms', 'ready p90', 'import p50', 'ready - bare', 'spawn-to-exit p50', 'top packages (minified bytes share)'],
+      `3. Cold start (osls package --stage ci in ${c.packageSeconds} s; ${c.bare.readyMs.n} fresh processes per row, interleaved; bare node: ready ${c.bare.readyMs.p50} ms after process start, CPU ${c.bare.readyCpuMs.p50} ms, spawn-to-exit ${c.bare.wallMs.p50} ms)`,
+      [
+        'function',
+        'zip KiB',
+        'bundle KiB',
+        'ready p50 ms',
+        'ready p90',
+        'import p50',
+        'ready - bare',
+        'spawn-to-exit p50',
+        'ready CPU p50 ms',
+        ...(hasBaseline ? ['zip / baseline', 'ready p50 / baseline', 'import p50 / baseline', 'ready CPU / baseline'] : []),
+        'top packages (minified bytes share)',
+      ],
       c.functions.map((f) => [
         f.name,
         kb(f.zipBytes),
@@ -480,7 +526,9 @@ function printColdStart(c: ColdStartResult): void {
         f.importMs.p50,
         f.readyMinusBareMs,
         f.wallMs.p50,
-        f.packages
+        f.readyCpuMs.p50,
+        ...(hasBaseline ? (f.vsBaseline ? [f.vsBaseline.zip, f.vsBaseline.readyP50, f.vsBaseline.importP50, f.vsBaseline.readyCpuP50] : ['', '', '', '']) : []),
+        (f.packages ?? [])
           .slice(0, 5)
           .map((p) => `${p.package} ${Math.round(p.share * 100)}%`)
           .join(', '),
@@ -488,11 +536,16 @@ function printColdStart(c: ColdStartResult): void {
     ),
   );
   for (const f of c.functions) {
+    if (f.topInputs) {
+      console.log(`   ${f.name} top input files (bytes in the minified output): ${f.topInputs.slice(0, 8).map((x) => `${x.input.replace(/^node_modules\//, '')} ${round(x.bytes / 1024, 1)} KiB`).join(', ')}`);
+    }
+  }
+  for (const f of c.functions) {
     if (f.importProfile) {
       console.log(`   ${f.name} import self-time (CPU profile of a whitespace-kept build): ${f.importProfile.slice(0, 8).map((x) => `${x.where} ${x.ms} ms`).join(', ')}`);
     }
   }
-  console.log(`   esbuild metafile build == packaged bundle size: ${JSON.stringify(c.metafileMatchesPackage)}`);
+  if (c.metafileDir) console.log(`   esbuild metafiles and build options: ${c.metafileDir}/<function>.{meta,options}.json`);
 }
 
 // ---- part 4: scaling ------------------------------------------------------------------------------------

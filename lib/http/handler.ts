@@ -24,7 +24,7 @@ export function httpHandler(fn: HttpFn, opts: HttpHandlerOptions = {}) {
   return middy<HttpEvent, HttpResult, Error, HttpContext>()
     .use(doNotWaitForEmptyEventLoop({ runOnError: true }))
     .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false })) // never log events: they carry the bearer token
-    .use(logMetrics(metrics))
+    .use(logMetrics(metrics, { captureColdStartMetric: true })) // a ColdStart metric (dimension function_name) on each cold start
     .use(problemErrors(() => Math.max(1, Math.ceil(getConfig().lockWaitMs / 1000))))
     .use(httpHeaderNormalizer())
     .use(authenticate(() => getConfig().apiTokens, opts.isPublic))

@@ -1,14 +1,18 @@
 // Part 3 of `npm run bench`: cold start of each function.
-//   - `npx osls package --stage ci` (offline) into a temp dir; per function the zip size and its
-//     entries (compressed bytes of the bundle vs etcd3's proto files);
+//   - `npx osls package --stage ci` (offline) into a temp dir, with the metafile-report plugin on
+//     (deploy/esbuild-plugins.cjs): per function the zip size and its entries, and the esbuild
+//     metafile of exactly the packaged build (bytes by package, top input files);
 //   - each zip extracted to a temp dir, then R rounds of fresh `node` processes (functions and a
-//     bare node interleaved): the time from process start (performance.timeOrigin) to the
-//     handler imported, the import alone, and the parent's spawn-to-exit wall time;
-//   - what the bundle is made of: the same esbuild build (options of serverless.yml, the same
-//     plugins) with a metafile, grouped by package; checked against the packaged bundle's size;
-//   - what the import spends its time on: a CPU profile of the import of a build of the same
-//     bundle with whitespace kept (identifiers and syntax minified), self time attributed to
-//     packages through esbuild's `// <path>` module markers (line-level ticks).
+//     bare node interleaved, order rotated): the time from process start (performance.timeOrigin)
+//     to the handler imported ("ready handler"), the import alone, and the parent's spawn-to-exit;
+//   - optionally a baseline (--cold-baseline DIR: zips saved by an earlier --cold-save DIR run, e.g.
+//     of another commit) measured in the SAME rounds, so before/after ratios share the machine's
+//     load at the time;
+//   - optionally (--cold-deps) the main dependencies imported alone, bundled with the packaged
+//     build's options and plugins, in the same rounds: what each costs on its own;
+//   - what the import spends its time on: a CPU profile of the import of a build with the packaged
+//     build's own options (from the plugin's <function>.options.json) but whitespace kept, self
+//     time attributed to packages through esbuild's `// <path>` module markers (line-level ticks).
 import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -16,13 +20,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { BuildOptions, Plugin } from 'esbuild';
-import { ROOT, log, round, summarize, type Summary } from '../lib/common.js';
+import { ROOT, log, ratio, round, summarize, type Summary } from '../lib/common.js';
+import { packageOf, packageWithMetafiles, readMetafiles, type MetafileSummary } from '../../../deploy/bundle-report.mjs';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
 
 export const FUNCTIONS = ['circuits-api', 'scheduled-health', 'unload', 'update-routes'] as const;
-const PROJECTED = 'scheduled-health (projected)';
+const BASELINE = ' (baseline)';
 
 export interface ColdStartFunction {
   name: string;
@@ -37,67 +42,53 @@ export interface ColdStartFunction {
   readyMinusBareMs: number;
   /** Parent-measured spawn-to-exit. */
   wallMs: Summary;
-  packages: Array<{ package: string; bytes: number; share: number }>;
+  /** CPU time (user + system, all threads) of the process when the handler was ready: far less
+   * sensitive than wall time to other load on a shared machine. */
+  readyCpuMs: Summary;
+  /** From the packaged build's metafile (absent for baseline rows). */
+  packages?: MetafileSummary['packages'];
+  topInputs?: MetafileSummary['topInputs'];
   importProfile?: Array<{ where: string; ms: number; share: number }>;
-  note?: string;
+  /** For a function with a baseline row: this row / the baseline row. */
+  vsBaseline?: { zip: number; readyP50: number; importP50: number; readyMinusBare: number; readyCpuP50: number };
 }
 
 export interface ColdStartResult {
   packageSeconds: number;
-  bare: { readyMs: Summary; wallMs: Summary };
+  bare: { readyMs: Summary; wallMs: Summary; readyCpuMs: Summary };
   functions: ColdStartFunction[];
-  metafileMatchesPackage: Record<string, boolean>;
+  baselineDir?: string;
+  metafileDir?: string;
 }
 
-function packageOf(input: string): string {
-  const i = input.lastIndexOf('node_modules/');
-  if (i < 0) return input.startsWith('lib/') || input.startsWith('functions/') ? 'circuitry (lib/, functions/)' : input.split('/')[0]!;
-  const rest = input.slice(i + 'node_modules/'.length).split('/');
-  return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+export interface ColdStartOptions {
+  rounds: number;
+  profileRounds: number;
+  /** Measure the zips in this directory (<function>.zip) as "<function> (baseline)" rows. */
+  baselineDir?: string;
+  /** Copy the packaged zips here (for a later --cold-baseline). */
+  saveDir?: string;
+  /** Keep the metafiles here (default: a temp dir, removed). */
+  metafileDir?: string;
+  /** Also time the main dependencies imported alone ("dep: ..." rows). */
+  deps?: boolean;
 }
 
-function esbuildOptions(entry: string, outdir: string, minify: boolean): BuildOptions {
-  const plugins = require(path.join(ROOT, 'deploy/esbuild-plugins.cjs')) as Plugin[];
-  return {
-    entryPoints: [entry],
-    outdir,
-    bundle: true,
-    minify,
-    keepNames: true,
-    sourcemap: false,
-    target: 'node22',
-    platform: 'node',
-    format: 'esm',
-    outExtension: { '.js': '.mjs' },
-    mainFields: ['module', 'main'],
-    external: [],
-    plugins,
-    metafile: true,
-    absWorkingDir: ROOT,
-    logLevel: 'silent',
-  };
-}
-
-/** A scheduled-health entry as the finished function will look (functions/scheduled-health.ts is a placeholder today). */
-function projectedEntry(dir: string): string {
-  const f = path.join(dir, 'scheduled-health-projected.ts');
-  const lib = (p: string) => JSON.stringify(path.join(ROOT, 'lib', p));
-  fs.writeFileSync(
-    f,
-    [
-      `import { eventHandler } from ${lib('event-handler.ts')};`,
-      `import { runSweeps } from ${lib('health/sweep.ts')};`,
-      `import { getPublisher, ROUTE_HEALTH_CHANGED } from ${lib('events.ts')};`,
-      `import { getConfig } from ${lib('config.ts')};`,
-      `export const handler = eventHandler(async (_event: unknown, context) => {`,
-      `  const publisher = getPublisher(getConfig());`,
-      `  const publish = async (es: Array<Record<string, unknown>>) => void (await publisher.publish(es.map((detail) => ({ detailType: ROUTE_HEALTH_CHANGED, detail }))));`,
-      `  return runSweeps(context.inv, { remainingMs: () => context.getRemainingTimeInMillis(), safetyMarginMs: 2000, publish });`,
-      `});`,
-    ].join('\n'),
-  );
-  return f;
-}
+/** The main dependencies, each imported alone by a one-line handler (what it costs on its own). */
+const DEPS: Record<string, string> = {
+  'dep: (empty module)': 'export const handler = () => 1;',
+  'dep: etcd3 (grpc-js, protobufjs, its protos)': "import { Etcd3 } from 'etcd3'; export const handler = () => Etcd3;",
+  'dep: zod': "import { z } from 'zod'; export const handler = () => z.string();",
+  'dep: @neondatabase/serverless + ws': "import { Pool } from '@neondatabase/serverless'; import ws from 'ws'; export const handler = () => [Pool, ws];",
+  'dep: middy + Powertools': [
+    "import middy from '@middy/core';",
+    "import { Logger } from '@aws-lambda-powertools/logger';",
+    "import { Metrics } from '@aws-lambda-powertools/metrics';",
+    "import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';",
+    "import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';",
+    "export const handler = () => [middy, new Logger(), new Metrics({ namespace: 'x' }), logMetrics, injectLambdaContext];",
+  ].join('\n'),
+};
 
 async function unzipEntries(zip: string): Promise<ColdStartFunction['entries']> {
   const { stdout } = await run('unzip', ['-v', zip]);
@@ -133,13 +124,14 @@ const importScript = (rel: string) =>
     'const t0 = performance.now();',
     `const m = await import(${JSON.stringify(rel)});`,
     'const t1 = performance.now();',
+    'const cpu = process.cpuUsage();',
     "if (typeof m.handler !== 'function') throw new Error('no handler');",
-    'console.log(JSON.stringify({ start: t0, ready: t1 }));',
+    'console.log(JSON.stringify({ start: t0, ready: t1, cpuMs: (cpu.user + cpu.system) / 1000 }));',
     'process.exit(0);',
   ].join('\n');
 
-/** Self time of the import by package, from a CPU profile of an unminified build. */
-async function importProfile(bundleDir: string, bundleFile: string, rounds: number): Promise<ColdStartFunction['importProfile']> {
+/** Self time of the import by package, from a CPU profile of a whitespace-kept build. */
+export async function importProfile(bundleDir: string, bundleFile: string, rounds: number): Promise<ColdStartFunction['importProfile']> {
   const src = fs.readFileSync(path.join(bundleDir, bundleFile), 'utf8').split('\n');
   // esbuild marks each module's code with a `// <path>` comment line in unminified output.
   const marks: Array<{ line: number; pkg: string }> = [];
@@ -210,42 +202,52 @@ async function importProfile(bundleDir: string, bundleFile: string, rounds: numb
     .map(([where, us]) => ({ where, ms: round(us / 1000 / rounds, 1), share: round(us / all, 3) }));
 }
 
-export async function coldStart(opts: { rounds: number; profileRounds: number }): Promise<ColdStartResult> {
+export async function coldStart(opts: ColdStartOptions): Promise<ColdStartResult> {
   const esbuild = (await import('esbuild')) as typeof import('esbuild');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'circuitry-bench-cold-'));
   const pkgDir = path.join(tmp, 'package');
-  const workFolder = `.esbuild/bench-${process.pid}-${Date.now()}`;
+  const metaDir = opts.metafileDir ?? path.join(tmp, 'metafile');
   try {
-    log('coldstart: npx osls package --stage ci ...');
+    log('coldstart: npx osls package --stage ci (with esbuild metafiles) ...');
     const t0 = performance.now();
-    await run('npx', ['--no', 'osls', 'package', '--stage', 'ci', '--package', pkgDir, `--param=esbuildWorkFolder=${workFolder}`], {
-      cwd: ROOT,
-      env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined, NODE_OPTIONS: undefined },
-      timeout: 300_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    await packageWithMetafiles({ stage: 'ci', pkgDir, metaDir });
     const packageSeconds = round((performance.now() - t0) / 1000, 1);
-
-    // The packaged zips, plus the projected scheduled-health zipped the same way (zip -9 of the
-    // same layout: functions/<name>.mjs + functions/etcd3-proto/*.proto).
-    const dirs = new Map<string, { dir: string; file: string; zip: string }>();
-    for (const name of FUNCTIONS) {
-      const dir = path.join(tmp, 'x', name);
-      fs.mkdirSync(dir, { recursive: true });
-      await run('unzip', ['-q', path.join(pkgDir, `${name}.zip`), '-d', dir]);
-      dirs.set(name, { dir, file: `functions/${name}.mjs`, zip: path.join(pkgDir, `${name}.zip`) });
+    const meta = readMetafiles(metaDir, 15);
+    if (opts.saveDir) {
+      fs.mkdirSync(opts.saveDir, { recursive: true });
+      for (const name of FUNCTIONS) fs.copyFileSync(path.join(pkgDir, `${name}.zip`), path.join(opts.saveDir, `${name}.zip`));
+      log(`coldstart: zips saved to ${opts.saveDir} (use --cold-baseline ${path.relative(process.cwd(), opts.saveDir)} in a later run)`);
     }
-    // While functions/scheduled-health.ts is still a placeholder, measure what it will be.
-    const placeholder = fs.statSync(path.join(dirs.get('scheduled-health')!.dir, 'functions/scheduled-health.mjs')).size < 10_000;
-    const projEntry = projectedEntry(tmp);
-    let projBuild: Awaited<ReturnType<typeof esbuild.build>> | undefined;
-    if (placeholder) {
-      const projDir = path.join(tmp, 'x', 'projected');
-      projBuild = await esbuild.build(esbuildOptions(projEntry, path.join(projDir, 'functions'), true));
-      fs.renameSync(path.join(projDir, 'functions', 'scheduled-health-projected.mjs'), path.join(projDir, 'functions', 'scheduled-health.mjs'));
-      const projZip = path.join(tmp, 'scheduled-health-projected.zip');
-      await run('zip', ['-q', '-9', '-r', projZip, 'functions'], { cwd: projDir });
-      dirs.set(PROJECTED, { dir: projDir, file: 'functions/scheduled-health.mjs', zip: projZip });
+
+    const dirs = new Map<string, { dir: string; file: string; zip: string }>();
+    const unpack = async (name: string, zip: string, file: string) => {
+      const dir = path.join(tmp, 'x', name.replace(/\W+/g, '-'));
+      fs.mkdirSync(dir, { recursive: true });
+      await run('unzip', ['-q', zip, '-d', dir]);
+      dirs.set(name, { dir, file, zip });
+    };
+    for (const name of FUNCTIONS) await unpack(name, path.join(pkgDir, `${name}.zip`), `functions/${name}.mjs`);
+    if (opts.baselineDir) {
+      for (const name of FUNCTIONS) {
+        const zip = path.join(opts.baselineDir, `${name}.zip`);
+        if (fs.existsSync(zip)) await unpack(`${name}${BASELINE}`, zip, `functions/${name}.mjs`);
+        else log(`coldstart: no ${zip}, no baseline for ${name}`);
+      }
+    }
+    if (opts.deps) {
+      const optionsFile = path.join(metaDir, 'unload.options.json');
+      const { pluginNames: _p, entryPoints: _e, outdir: _o, ...base } = JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as BuildOptions & { pluginNames: string[] };
+      const plugins = (require(path.join(ROOT, 'deploy/esbuild-plugins.cjs')) as Plugin[]).filter((p) => p.name !== 'metafile-report');
+      for (const [name, code] of Object.entries(DEPS)) {
+        const dir = path.join(tmp, 'x', name.replace(/\W+/g, '-'));
+        const src = path.join(tmp, 'deps', `${name.replace(/\W+/g, '-')}.ts`);
+        fs.mkdirSync(path.dirname(src), { recursive: true });
+        fs.writeFileSync(src, code);
+        await esbuild.build({ ...base, entryPoints: { dep: src }, outdir: path.join(dir, 'functions'), nodePaths: [path.join(ROOT, 'node_modules')], metafile: false, logLevel: 'silent', plugins, absWorkingDir: ROOT });
+        const zip = path.join(tmp, 'deps', `${name.replace(/\W+/g, '-')}.zip`);
+        await run('zip', ['-q', '-9', '-r', zip, 'functions'], { cwd: dir });
+        dirs.set(name, { dir, file: 'functions/dep.mjs', zip });
+      }
     }
 
     // Import timing: R rounds, every function and a bare node in each round, order rotated.
@@ -256,9 +258,12 @@ export async function coldStart(opts: { rounds: number; profileRounds: number })
     const minusBare = new Map<string, number[]>(names.map((n) => [n, []]));
     const bareReady: number[] = [];
     const bareWall: number[] = [];
-    const bareScript = "console.log(JSON.stringify({ ready: performance.now() })); process.exit(0);";
-    log(`coldstart: ${opts.rounds} rounds of fresh node processes ...`);
+    const bareCpu: number[] = [];
+    const cpu = new Map<string, number[]>(names.map((n) => [n, []]));
+    const bareScript = 'const c = process.cpuUsage(); console.log(JSON.stringify({ ready: performance.now(), cpuMs: (c.user + c.system) / 1000 })); process.exit(0);';
+    log(`coldstart: ${opts.rounds} rounds of ${names.length + 1} fresh node processes ...`);
     await nodeOnce(tmp, bareScript); // page cache warm for node itself
+    for (const name of names) await nodeOnce(dirs.get(name)!.dir, importScript(`./${dirs.get(name)!.file}`)); // and for each bundle
     const BARE = '(bare node)';
     const order = [BARE, ...names];
     for (let r = 0; r < opts.rounds; r++) {
@@ -267,7 +272,9 @@ export async function coldStart(opts: { rounds: number; profileRounds: number })
         const name = order[(r + j) % order.length]!;
         if (name === BARE) {
           const b = await nodeOnce(tmp, bareScript);
-          const bReady = (JSON.parse(b.out) as { ready: number }).ready;
+          const bOut = JSON.parse(b.out) as { ready: number; cpuMs: number };
+          const bReady = bOut.ready;
+          bareCpu.push(bOut.cpuMs);
           bareReady.push(bReady);
           bareWall.push(b.wallMs);
           roundReady.set(BARE, bReady);
@@ -275,8 +282,9 @@ export async function coldStart(opts: { rounds: number; profileRounds: number })
         }
         const d = dirs.get(name)!;
         const x = await nodeOnce(d.dir, importScript(`./${d.file}`));
-        const o = JSON.parse(x.out) as { start: number; ready: number };
+        const o = JSON.parse(x.out) as { start: number; ready: number; cpuMs: number };
         ready.get(name)!.push(o.ready);
+        cpu.get(name)!.push(o.cpuMs);
         imp.get(name)!.push(o.ready - o.start);
         wall.get(name)!.push(x.wallMs);
         roundReady.set(name, o.ready);
@@ -284,37 +292,37 @@ export async function coldStart(opts: { rounds: number; profileRounds: number })
       for (const name of names) minusBare.get(name)!.push(roundReady.get(name)! - roundReady.get(BARE)!);
     }
 
-    // Composition: the same esbuild build with a metafile.
-    log('coldstart: bundle composition (esbuild metafile) and import CPU profiles ...');
+    log('coldstart: import CPU profiles ...');
+    const plugins = require(path.join(ROOT, 'deploy/esbuild-plugins.cjs')) as Plugin[];
     const functions: ColdStartFunction[] = [];
-    const matches: Record<string, boolean> = {};
     for (const name of names) {
       const d = dirs.get(name)!;
-      const entry = name === PROJECTED ? projEntry : path.join(ROOT, 'functions', `${name}.ts`);
-      const out = path.join(tmp, 'meta', name.replace(/\W+/g, '-'));
-      const res = name === PROJECTED && projBuild ? projBuild : await esbuild.build(esbuildOptions(entry, out, true));
-      const outputs = Object.entries(res.metafile!.outputs).filter(([k]) => k.endsWith('.mjs'));
-      const [, output] = outputs[0]!;
-      const byPkg = new Map<string, number>();
-      for (const [input, info] of Object.entries(output.inputs)) byPkg.set(packageOf(input), (byPkg.get(packageOf(input)) ?? 0) + info.bytesInOutput);
+      const isBaseline = name.endsWith(BASELINE) || name.startsWith('dep: ');
+      const m = isBaseline ? undefined : meta[name];
       const bundleBytes = fs.statSync(path.join(d.dir, d.file)).size;
-      matches[name] = output.bytes === bundleBytes;
-      const total = [...byPkg.values()].reduce((a, b) => a + b, 0);
-      const packages = [...byPkg]
-        .sort((a, b) => b[1] - a[1])
-        .map(([pkg, bytes]) => ({ package: pkg, bytes, share: round(bytes / total, 3) }));
+      if (m && m.bytes !== bundleBytes) log(`coldstart: WARNING ${name}: metafile says ${m.bytes} bytes, the packaged bundle has ${bundleBytes}`);
 
-      // Unminified build of the same bundle for the import profile.
+      // The packaged build's own options, whitespace kept: esbuild then keeps its `// <path>`
+      // module markers, and the parse cost stays close to the real bundle's.
       let profile: ColdStartFunction['importProfile'];
-      if (opts.profileRounds > 0 && bundleBytes > 10_000) {
-        const dev = path.join(tmp, 'dev', name.replace(/\W+/g, '-'));
-        const devEntryName = path.basename(entry).replace(/\.ts$/, '.mjs');
-        // Identifiers and syntax minified as in the package, whitespace kept: esbuild then keeps
-        // its `// <path>` module markers, and the parse cost stays close to the real bundle's.
-        await esbuild.build({ ...esbuildOptions(entry, path.join(dev, 'functions'), false), minifyIdentifiers: true, minifySyntax: true, metafile: false });
-        profile = await importProfile(dev, `functions/${devEntryName}`, opts.profileRounds);
+      const optionsFile = path.join(metaDir, `${name}.options.json`);
+      if (!isBaseline && opts.profileRounds > 0 && fs.existsSync(optionsFile)) {
+        const { pluginNames: _p, entryPoints: _e, outdir: _o, ...base } = JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as BuildOptions & { pluginNames: string[] };
+        const dev = path.join(tmp, 'dev', name);
+        fs.cpSync(path.join(d.dir, 'functions'), path.join(dev, 'functions'), { recursive: true }); // proto files
+        await esbuild.build({
+          ...base,
+          entryPoints: [path.join(ROOT, 'functions', `${name}.ts`)],
+          outdir: path.join(dev, 'functions'),
+          minify: false,
+          minifyIdentifiers: true,
+          minifySyntax: true,
+          metafile: false,
+          logLevel: 'silent',
+          plugins,
+        });
+        profile = await importProfile(dev, d.file, opts.profileRounds);
       }
-      const medianOf = (xs: number[]) => summarize(xs).p50;
       functions.push({
         name,
         zipBytes: fs.statSync(d.zip).size,
@@ -322,25 +330,33 @@ export async function coldStart(opts: { rounds: number; profileRounds: number })
         bundleBytes,
         readyMs: summarize(ready.get(name)!),
         importMs: summarize(imp.get(name)!),
-        readyMinusBareMs: round(medianOf(minusBare.get(name)!), 1),
+        readyMinusBareMs: round(summarize(minusBare.get(name)!).p50, 1),
         wallMs: summarize(wall.get(name)!),
-        packages,
+        readyCpuMs: summarize(cpu.get(name)!),
+        ...(m ? { packages: m.packages, topInputs: m.topInputs } : {}),
         ...(profile ? { importProfile: profile } : {}),
-        ...(name === 'scheduled-health' && placeholder
-          ? { note: 'functions/scheduled-health.ts is a placeholder today (an empty handler): see the projected row' }
-          : name === PROJECTED
-            ? { note: 'built by this bench from lib/event-handler + lib/health/sweep runSweeps + lib/events publisher, same esbuild options, zip -9' }
-            : {}),
       });
     }
-    return { packageSeconds, bare: { readyMs: summarize(bareReady), wallMs: summarize(bareWall) }, functions, metafileMatchesPackage: matches };
+    for (const f of functions) {
+      const b = functions.find((x) => x.name === `${f.name}${BASELINE}`);
+      if (b) {
+        f.vsBaseline = {
+          zip: ratio(f.zipBytes, b.zipBytes),
+          readyP50: ratio(f.readyMs.p50, b.readyMs.p50),
+          importP50: ratio(f.importMs.p50, b.importMs.p50),
+          readyMinusBare: ratio(f.readyMinusBareMs, b.readyMinusBareMs),
+          readyCpuP50: ratio(f.readyCpuMs.p50, b.readyCpuMs.p50),
+        };
+      }
+    }
+    return {
+      packageSeconds,
+      bare: { readyMs: summarize(bareReady), wallMs: summarize(bareWall), readyCpuMs: summarize(bareCpu) },
+      functions,
+      ...(opts.baselineDir ? { baselineDir: path.relative(ROOT, opts.baselineDir) } : {}),
+      ...(opts.metafileDir ? { metafileDir: path.relative(ROOT, opts.metafileDir) } : {}),
+    };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.rmSync(path.join(ROOT, workFolder), { recursive: true, force: true });
-    try {
-      fs.rmdirSync(path.join(ROOT, '.esbuild'));
-    } catch {
-      /* in use by something else */
-    }
   }
 }
