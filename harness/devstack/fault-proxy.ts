@@ -121,6 +121,9 @@ class Link {
   bytesDown = 0;
   lastActivity = Date.now();
   done = false;
+  /** A 'drain' listener is registered on u (up) / c (down): at most one each. */
+  drainUp = false;
+  drainDown = false;
 
   constructor(readonly c: net.Socket) {}
 }
@@ -167,6 +170,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     u.setNoDelay(true);
     l.u = u;
     u.on('data', (chunk: Buffer) => {
+      if (l.c.destroyed && !l.blockedDown) return; // the client is gone; refresh() resets u
       if (l.blockedDown || l.downQ.length > 0) {
         l.downQ.push(chunk);
         u.pause();
@@ -194,9 +198,16 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     l.bytesUp += chunk.length;
     st.bytesUp += chunk.length;
     l.lastActivity = Date.now();
-    if (!l.u!.write(chunk)) {
+    const u = l.u!;
+    if (!u.write(chunk)) {
       l.c.pause();
-      l.u!.once('drain', () => refresh(l));
+      if (!l.drainUp) {
+        l.drainUp = true;
+        u.once('drain', () => {
+          l.drainUp = false;
+          refresh(l);
+        });
+      }
     }
   };
 
@@ -206,7 +217,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     l.lastActivity = Date.now();
     if (!l.c.write(chunk)) {
       l.u?.pause();
-      l.c.once('drain', () => refresh(l));
+      if (!l.drainDown) {
+        l.drainDown = true;
+        l.c.once('drain', () => {
+          l.drainDown = false;
+          refresh(l);
+        });
+      }
     }
   };
 
