@@ -215,6 +215,13 @@ describe('etcd: a 3-member cluster under faults', () => {
     await waitFor('the follower applying "before"', async () => (await cluster.status(f)).revision >= Number(put.header.revision), 5000);
 
     cluster.isolate(f); // clients still reach it
+    // Every peer connection was attributed to a member, so the rules cover all of f's traffic...
+    for (const m of cluster.members) expect(m.peerProxy.connections().every((c) => c.source !== undefined)).toBe(true);
+    // ...including the streams f dialled itself, which carry the leader's heartbeats to it: f
+    // stops hearing from any leader (asked over its direct client port, which no rule touches).
+    const isolatedAt = now();
+    await waitFor('the isolated member to lose its leader', async () => (await cluster.status(f)).leaderId === '0', 5000);
+    const lostLeaderMs = ms(isolatedAt);
     const writeMs: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = now();
@@ -239,6 +246,7 @@ describe('etcd: a 3-member cluster under faults', () => {
       majorityWriteMs: writeMs,
       isolatedLinearizableRead: lin.status === 'rejected' ? String((lin.reason as Error).message).slice(0, 90) : 'resolved',
       isolatedFailMs: failMs,
+      isolatedMemberLostLeaderMs: lostLeaderMs,
       serializableReadAtIsolated: stale,
     });
 
