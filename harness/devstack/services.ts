@@ -45,6 +45,12 @@ export interface PostgresService {
   stop(): Promise<void>;
   /** Restarts on the same port and data dir (data is kept); resolves once it accepts connections. */
   start(): Promise<void>;
+  /**
+   * stop() then start(), on the same port and data. `fast` (default): SIGINT, sessions are
+   * terminated and a checkpoint is written. `immediate`: SIGQUIT, backends are killed at once and
+   * the next start runs crash recovery (what a crashed or OOM-killed server looks like).
+   */
+  restart(opts?: { mode?: 'fast' | 'immediate' }): Promise<void>;
 }
 
 export interface WsProxyService {
@@ -90,12 +96,12 @@ const STATE_FILE = 'services.json';
 const DB_NAME = 'circuitry';
 const DB_PASSWORD = 'postgres';
 
-// ---- small helpers -----------------------------------------------------------------------------
+// ---- small helpers (the exported ones are shared with etcd-cluster.ts) --------------------------
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -104,7 +110,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function trySignal(pid: number, sig: NodeJS.Signals): void {
+export function trySignal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
@@ -121,9 +127,9 @@ function procStat(pid: number): string[] | null {
     return null;
   }
 }
-const procStartTime = (pid: number): string | null => procStat(pid)?.[19] ?? null;
+export const procStartTime = (pid: number): string | null => procStat(pid)?.[19] ?? null;
 
-function procCmdline(pid: number): string {
+export function procCmdline(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
   } catch {
@@ -162,14 +168,14 @@ function descendants(pid: number): number[] {
 
 /** SIGKILL a process, its process group (it is a session leader: spawned detached) and its
  * descendants. Synchronous, so it can run in a process 'exit' handler. */
-function killTreeSync(pid: number): void {
+export function killTreeSync(pid: number): void {
   const kids = descendants(pid);
   trySignal(-pid, 'SIGKILL');
   trySignal(pid, 'SIGKILL');
   for (const k of kids) trySignal(k, 'SIGKILL');
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -181,7 +187,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-function tailFile(file: string, lines = 25, fromOffset = 0): string {
+export function tailFile(file: string, lines = 25, fromOffset = 0): string {
   try {
     const text = fs.readFileSync(file, 'utf8').slice(fromOffset);
     return text.split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n');
@@ -190,7 +196,7 @@ function tailFile(file: string, lines = 25, fromOffset = 0): string {
   }
 }
 
-function fileSize(file: string): number {
+export function fileSize(file: string): number {
   try {
     return fs.statSync(file).size;
   } catch {
@@ -200,7 +206,7 @@ function fileSize(file: string): number {
 
 /** Environment for children: without ETCD_ / ETCDCTL_ / PG variables that etcd and Postgres
  * would read as configuration (our own ETCD_ENDPOINTS among them). */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(ETCD_|ETCDCTL_|PG)/.test(k)) continue;
@@ -252,7 +258,7 @@ function locate(): Binaries {
   return { etcd: findOnPath('etcd'), pgBin: findPgBin() };
 }
 
-async function ensureBinaries(needEtcd: boolean, needPg: boolean, progress: (line: string) => void): Promise<Binaries> {
+export async function ensureBinaries(needEtcd: boolean, needPg: boolean, progress: (line: string) => void): Promise<Binaries> {
   let bins = locate();
   const missing = (b: Binaries): string[] => [
     ...(needEtcd && !b.etcd ? ['etcd'] : []),
@@ -333,8 +339,30 @@ async function waitExit(proc: Proc, timeoutMs: number): Promise<boolean> {
 const instances = new Set<Instance>();
 let handlersInstalled = false;
 
+/** Synchronous cleanups of other harness modules, run by the same exit/signal handlers. */
+const exitCleanups = new Set<() => void>();
+
 function killAllSync(): void {
   for (const inst of instances) inst.killSync();
+  for (const fn of [...exitCleanups]) {
+    try {
+      fn();
+    } catch {
+      /* keep cleaning up the others */
+    }
+  }
+}
+
+/**
+ * Runs `fn` (synchronous: it may run in a process 'exit' handler) on exit, SIGINT, SIGTERM and
+ * SIGHUP, like the services' own cleanup. Returns the function that unregisters it.
+ */
+export function registerExitCleanup(fn: () => void): () => void {
+  exitCleanups.add(fn);
+  installHandlers();
+  return () => {
+    exitCleanups.delete(fn);
+  };
 }
 
 function installHandlers(): void {
@@ -363,7 +391,7 @@ interface StateFile {
 /** Removes `circuitry-*` dirs of dead parents, killing their recorded children first. Only
  * touches dirs holding our state file, and only kills PIDs whose command line names that dir
  * (so a recycled PID is never hit). */
-function sweepStale(log: (line: string) => void): void {
+export function sweepStale(log: (line: string) => void): void {
   const tmp = os.tmpdir();
   let names: string[];
   try {
@@ -489,7 +517,7 @@ class Instance {
 
 // ---- etcd ------------------------------------------------------------------------------------------
 
-function httpHealthy(url: string): Promise<boolean> {
+export function httpHealthy(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.get(url, { agent: false, timeout: 500 }, (res) => {
       let body = '';
@@ -723,6 +751,10 @@ async function startPostgres(inst: Instance, pgBin: string, log: (line: string) 
     start: async () => {
       const cur = inst.procs.get('postgres');
       if (cur && !cur.exited) return;
+      await launch();
+    },
+    restart: async (o = {}) => {
+      await inst.stopProc('postgres', o.mode === 'immediate' ? 'SIGQUIT' : 'SIGINT', 10_000);
       await launch();
     },
   };
