@@ -83,6 +83,9 @@ export function render(circuit: Circuit, worker: Worker, opts: RenderOptions): M
       set(`${lb}/healthCheck/path`, circuit.healthCheck.path);
       set(`${lb}/healthCheck/interval`, `${circuit.healthCheck.intervalSeconds}s`);
       set(`${lb}/healthCheck/timeout`, `${circuit.healthCheck.timeoutMs}ms`);
+      // As the prober judges: the circuit's expected status, and a redirect is not followed.
+      set(`${lb}/healthCheck/status`, String(circuit.healthCheck.expectedStatus));
+      set(`${lb}/healthCheck/followRedirects`, 'false');
     }
   } else {
     // Traefik v3 TCP load balancers have no per-server weight (the schema rejects one), so a

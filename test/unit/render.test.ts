@@ -131,7 +131,7 @@ describe('render: exact keys', () => {
 
   it('http panic mode: no healthy route -> all routes plus a Traefik healthCheck block', () => {
     const c = circuit({
-      healthCheck: { ...HC, path: '/healthz', intervalSeconds: 7, timeoutMs: 1500 },
+      healthCheck: { ...HC, path: '/healthz', intervalSeconds: 7, timeoutMs: 1500, expectedStatus: 204 },
       routes: [route(1, 'unhealthy', 0.3), route(2, 'unknown', 0.7)],
     });
     const m = render(c, worker(), { traefikRoot: 'traefik', extraMiddlewares: ['compress@file'] });
@@ -149,6 +149,8 @@ describe('render: exact keys', () => {
           [`http/services/${SERVICE}/loadBalancer/healthCheck/path`, '/healthz'],
           [`http/services/${SERVICE}/loadBalancer/healthCheck/interval`, '7s'],
           [`http/services/${SERVICE}/loadBalancer/healthCheck/timeout`, '1500ms'],
+          [`http/services/${SERVICE}/loadBalancer/healthCheck/status`, '204'],
+          [`http/services/${SERVICE}/loadBalancer/healthCheck/followRedirects`, 'false'],
         ]),
       ),
     );
@@ -350,7 +352,13 @@ describe('render: table', () => {
       }
     });
     if (p === 'http' && health === '0 healthy') {
-      expected.push([`${lb}/healthCheck/path`, '/health'], [`${lb}/healthCheck/interval`, '10s'], [`${lb}/healthCheck/timeout`, '5000ms']);
+      expected.push(
+        [`${lb}/healthCheck/path`, '/health'],
+        [`${lb}/healthCheck/interval`, '10s'],
+        [`${lb}/healthCheck/timeout`, '5000ms'],
+        [`${lb}/healthCheck/status`, '200'],
+        [`${lb}/healthCheck/followRedirects`, 'false'],
+      );
     }
 
     expect(sortedEntries(m)).toEqual(sortedEntries(keys(expected)));
@@ -615,7 +623,7 @@ describe('render: properties', () => {
         expect(shown).toEqual(routes.map((r) => (c.protocol === 'http' ? `http://${r.host}:${r.port}/` : `${r.host}:${r.port}`)));
         expect(servers).toHaveLength(routes.length * (c.protocol === 'http' ? 2 : 1));
         const hcKeys = [...m.keys()].filter((k) => k.startsWith(`${lb}/healthCheck/`));
-        expect(hcKeys).toHaveLength(panic && c.protocol === 'http' ? 3 : 0);
+        expect(hcKeys).toHaveLength(panic && c.protocol === 'http' ? 5 : 0);
       }),
       RUNS,
     );

@@ -93,7 +93,7 @@ const built = new Map(WEIGHTS.map((w) => [w, inputs(w)]));
 const input = fc.constantFrom(...WEIGHTS).chain((w) => built.get(w)!);
 
 /** Segments that may follow a circuit's name in a key (Traefik's schema, our layout). */
-const VOCABULARY = new Set(['rule', 'service', 'entryPoints', 'middlewares', 'tls', 'ipAllowList', 'sourceRange', 'loadBalancer', 'servers', 'url', 'weight', 'address', 'healthCheck', 'path', 'interval', 'timeout']);
+const VOCABULARY = new Set(['rule', 'service', 'entryPoints', 'middlewares', 'tls', 'ipAllowList', 'sourceRange', 'loadBalancer', 'servers', 'url', 'weight', 'address', 'healthCheck', 'path', 'interval', 'timeout', 'status', 'followRedirects']);
 
 const CREATE = createCircuitSchema();
 const UPDATE = z.strictObject({ routes: routesSchema() });
