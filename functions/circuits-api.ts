@@ -3,13 +3,15 @@
 import httpRouterHandler from '@middy/http-router';
 import { httpHandler, json, type HttpFn } from '../lib/http/handler.js';
 import { HttpProblem } from '../lib/http/problem.js';
-import { authorityParam, circuitIdParam, createCircuitBody, listQuery, workerBody } from '../lib/http/requests.js';
+import { authorityParam, circuitIdParam, createCircuitBody, listQuery, locksQuery, noQuery, transitionsQuery, workerBody } from '../lib/http/requests.js';
 import { circuitJson, syncJson, workerJson } from '../lib/http/views.js';
 import { createAndPublish } from '../lib/circuits/create.js';
 import { getCircuit, listCircuits } from '../lib/circuits/read.js';
 import { requestUnload } from '../lib/circuits/unload.js';
 import { registerWorker } from '../lib/circuits/workers.js';
 import { checkDependencies } from '../lib/circuits/dependencies.js';
+import { fleetStatus } from '../lib/circuits/fleet.js';
+import { circuitLocks, healthTransitions } from '../lib/circuits/operations.js';
 import { recordPropagate } from '../lib/circuits/report.js';
 import { NotFoundError } from '../lib/errors.js';
 import { getPublisher } from '../lib/events.js';
@@ -64,6 +66,15 @@ const health: HttpFn = async () => {
   return json(h.status === 'ok' ? 200 : 503, h, h.status === 'ok' ? { 'cache-control': 'no-store' } : { 'cache-control': 'no-store', 'retry-after': '5' });
 };
 
+const status: HttpFn = async (event, { inv }) => {
+  noQuery(event);
+  return json(200, await fleetStatus(inv.rt));
+};
+
+const locks: HttpFn = async (event, { inv }) => json(200, { locks: await circuitLocks(inv.rt, locksQuery(event)) });
+
+const transitions: HttpFn = async (event, { inv }) => json(200, { transitions: await healthTransitions(inv.rt, transitionsQuery(event)) });
+
 const ROUTES = [
   { method: 'POST', path: '/v2/circuits', handler: create },
   { method: 'GET', path: '/v2/circuits', handler: list },
@@ -71,6 +82,9 @@ const ROUTES = [
   { method: 'DELETE', path: '/v2/circuits/{id}', handler: remove },
   { method: 'PUT', path: '/v2/workers/{authority}', handler: putWorker },
   { method: 'GET', path: '/v2/health', handler: health },
+  { method: 'GET', path: '/v2/status', handler: status },
+  { method: 'GET', path: '/v2/locks', handler: locks },
+  { method: 'GET', path: '/v2/transitions', handler: transitions },
 ] as const;
 
 const pattern = (path: string) => new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`);

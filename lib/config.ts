@@ -92,6 +92,8 @@ const envSchema = z.object({
   FUNCTION_TIMEOUT_SECONDS: intIn(1, 900).default(900),
   TOMBSTONE_RETENTION_SECONDS: intIn(1, 365 * 86400).default(3600),
   DELETED_RETENTION_DAYS: intIn(1, 3650).default(30),
+  HEALTH_TRANSITION_RETENTION_DAYS: intIn(1, 3650).default(7),
+  UNLOAD_DLQ_URL: z.url({ message: 'must be the URL of the unload dead-letter queue (SQS)' }).optional(),
 });
 
 export type Config = Readonly<{
@@ -127,6 +129,10 @@ export type Config = Readonly<{
   functionTimeoutSeconds: number;
   tombstoneRetentionSeconds: number;
   deletedRetentionDays: number;
+  /** Recent route status changes are kept this long (GET /v2/transitions). */
+  healthTransitionRetentionDays: number;
+  /** The unload dead-letter queue, for `circuitry redrive` (the functions do not read it). */
+  unloadDlqUrl?: string;
 }>;
 
 /** Parses an environment; throws a ConfigError that names every offending variable. */
@@ -202,6 +208,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     functionTimeoutSeconds: e.FUNCTION_TIMEOUT_SECONDS,
     tombstoneRetentionSeconds: e.TOMBSTONE_RETENTION_SECONDS,
     deletedRetentionDays: e.DELETED_RETENTION_DAYS,
+    healthTransitionRetentionDays: e.HEALTH_TRANSITION_RETENTION_DAYS,
+    unloadDlqUrl: e.UNLOAD_DLQ_URL,
   });
 }
 

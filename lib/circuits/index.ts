@@ -11,3 +11,7 @@ export { circuitStatus, CIRCUIT_STATUSES, type CircuitStatus } from './status.js
 export { parseUnloadEvent } from './unload-event.js';
 export { recordPropagate } from './report.js';
 export { applyMigrations } from './migrations.js';
+export { fleetStatus, type FleetStatus } from './fleet.js';
+export { circuitLocks, healthTransitions, type LockView } from './operations.js';
+export { planImport, applyImport, type ImportCandidate, type ImportPlan } from './import.js';
+export { redrive, circuitIdOfDeadLetter, type DeadLetterSource, type DeadLetterMessage, type RedriveResult } from './redrive.js';

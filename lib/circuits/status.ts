@@ -9,12 +9,28 @@ import type { Circuit } from '../model.js';
 export type CircuitStatus = 'serving' | 'degraded' | 'panic' | 'unavailable' | 'deleting';
 export const CIRCUIT_STATUSES: readonly CircuitStatus[] = ['serving', 'degraded', 'panic', 'unavailable', 'deleting'];
 
+export interface StatusFacts {
+  deleting: boolean;
+  healthChecked: boolean;
+  routes: number;
+  healthy: number;
+  unhealthy: number;
+}
+
+export function statusOf(f: StatusFacts): CircuitStatus {
+  if (f.deleting) return 'deleting';
+  if (f.routes === 0) return 'unavailable';
+  if (!f.healthChecked || f.healthy === f.routes) return 'serving';
+  if (f.healthy > 0) return 'degraded';
+  return f.unhealthy === f.routes ? 'unavailable' : 'panic';
+}
+
 export function circuitStatus(c: Pick<Circuit, 'deletedAt' | 'unloadRequestedAt' | 'routes' | 'healthCheck'>): CircuitStatus {
-  if (c.deletedAt !== null || c.unloadRequestedAt !== null) return 'deleting';
-  if (c.routes.length === 0) return 'unavailable';
-  if (c.healthCheck === null) return 'serving';
-  const healthy = c.routes.filter((r) => r.health.status === 'healthy').length;
-  if (healthy === c.routes.length) return 'serving';
-  if (healthy > 0) return 'degraded';
-  return c.routes.every((r) => r.health.status === 'unhealthy') ? 'unavailable' : 'panic';
+  return statusOf({
+    deleting: c.deletedAt !== null || c.unloadRequestedAt !== null,
+    healthChecked: c.healthCheck !== null,
+    routes: c.routes.length,
+    healthy: c.routes.filter((r) => r.health.status === 'healthy').length,
+    unhealthy: c.routes.filter((r) => r.health.status === 'unhealthy').length,
+  });
 }

@@ -208,7 +208,11 @@ async function applyHealthChangesOnce(q: Queryable, circuitId: string, writes: r
               updated_at = now()
          FROM live
         WHERE c.id = live.id
-       RETURNING c.*)
+       RETURNING c.*),
+     logged AS (
+       INSERT INTO health_transitions (circuit_id, route_id, from_status, to_status, generation, last_error, at)
+       SELECT $1, upd.route_id, upd.prev_status, upd.health_status, bump.generation, upd.last_error, upd.last_checked_at
+         FROM upd, bump WHERE upd.health_status <> upd.prev_status)
      SELECT row_to_json(bump) AS circuit,
             (SELECT json_agg(row_to_json(x) ORDER BY x.position)
                FROM (SELECT ${ROUTE_COLUMNS} FROM routes r
@@ -237,4 +241,42 @@ export async function nextDue(q: Queryable): Promise<{ at: Date | null; minInter
     at: row?.at == null ? null : new Date(row.at),
     minIntervalSeconds: row?.min_interval == null ? null : Number(row.min_interval),
   };
+}
+
+export interface HealthTransition {
+  circuitId: string;
+  routeId: string;
+  from: HealthStatus;
+  to: HealthStatus;
+  generation: number;
+  lastError: string | null;
+  at: string;
+}
+
+/** The most recent status changes of routes (newest first), optionally of one circuit. */
+export async function recentTransitions(q: Queryable, opts: { limit: number; circuitId?: string }): Promise<HealthTransition[]> {
+  const r = await q.query<{ circuit_id: string; route_id: string; from_status: HealthStatus; to_status: HealthStatus; generation: string; last_error: string | null; at: string }>(
+    `SELECT circuit_id, route_id, from_status, to_status, generation, last_error, at FROM health_transitions
+      WHERE ($2::uuid IS NULL OR circuit_id = $2::uuid) ORDER BY id DESC LIMIT $1`,
+    [opts.limit, opts.circuitId ?? null],
+  );
+  return r.rows.map((x) => ({
+    circuitId: x.circuit_id,
+    routeId: x.route_id,
+    from: x.from_status,
+    to: x.to_status,
+    generation: Number(x.generation),
+    lastError: x.last_error,
+    at: new Date(x.at).toISOString(),
+  }));
+}
+
+/** Forgets transitions older than `days` (bounded state), at most `limit` per call. */
+export async function purgeTransitions(q: Queryable, days: number, limit: number): Promise<number> {
+  const r = await q.query(
+    `DELETE FROM health_transitions WHERE id IN (
+       SELECT id FROM health_transitions WHERE at < now() - make_interval(days => $1) ORDER BY id LIMIT $2)`,
+    [days, limit],
+  );
+  return r.rowCount ?? 0;
 }

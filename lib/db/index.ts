@@ -26,7 +26,11 @@ export {
   type CounterWrite,
   type RouteHealthWrite,
   type AppliedHealth,
+  recentTransitions,
+  purgeTransitions,
+  type HealthTransition,
 } from './health.js';
 export { recordUnloadRequest, pendingUnloads, markKeysRemoved, unreleasedDeletions, type PendingUnload } from './unloads.js';
 export { deletedAndReleasedBefore, purgeDeleted } from './retention.js';
 export { latestEpoch, startEpoch, maxFenceRevision, type EpochRecord } from './epochs.js';
+export { circuitFactsPage, fleetCounts, type CircuitFacts, type FleetCounts } from './fleet.js';

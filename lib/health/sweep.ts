@@ -9,7 +9,7 @@
 //   4. purges deleted circuits older than DELETED_RETENTION_DAYS.
 import pLimit from 'p-limit';
 import type { Invocation } from '../runtime.js';
-import { purgeDeleted, type Queryable } from '../db/index.js';
+import { purgeDeleted, purgeTransitions, type Queryable } from '../db/index.js';
 import { checkEtcdHistory } from '../circuits/history.js';
 import { completePendingUnloads } from '../circuits/unload.js';
 import { SWEEP_DEFAULTS } from './defaults.js';
@@ -159,6 +159,7 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
       const purged = await purgeDeleted(db, config.deletedRetentionDays, o.purgePerPass);
       stats.rowsPurged += purged.length;
       if (purged.length > 0) log.info('purged deleted circuits past their retention', { count: purged.length });
+      await purgeTransitions(db, config.healthTransitionRetentionDays, o.purgePerPass * 10);
     } catch (err) {
       addError(stats, `purge: ${(err as Error).message}`);
     }

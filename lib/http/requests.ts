@@ -103,3 +103,31 @@ export function listQuery(e: HttpEvent): { limit: number; after?: { createdAt: s
   const worker = q.worker === undefined ? undefined : parseWith(authoritySchema, q.worker, 'query.worker');
   return { limit, ...(after ? { after } : {}), ...(worker ? { worker } : {}) };
 }
+
+function onlyKnownQuery(e: HttpEvent, known: readonly string[]): Record<string, string | undefined> {
+  const q = e.queryStringParameters ?? {};
+  const unknown = Object.keys(q).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw badRequest(`unknown query parameter(s): ${unknown.join(', ')}`, unknown.map((k) => ({ field: `query.${k}`, message: 'unknown parameter' })));
+  return q;
+}
+
+/** GET /v2/transitions?limit=&circuitId= */
+export function transitionsQuery(e: HttpEvent): { limit: number; circuitId?: string } {
+  const q = onlyKnownQuery(e, ['limit', 'circuitId']);
+  const limit = q.limit === undefined ? 100 : /^\d{1,4}$/.test(q.limit) ? Number(q.limit) : NaN;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest('limit must be an integer from 1 to 1000', [{ field: 'query.limit', message: 'out of range' }]);
+  const circuitId = q.circuitId === undefined ? undefined : parseWith(uuidSchema, q.circuitId, 'query.circuitId');
+  return { limit, ...(circuitId ? { circuitId } : {}) };
+}
+
+/** GET /v2/locks?circuitId= */
+export function locksQuery(e: HttpEvent): { circuitId?: string } {
+  const q = onlyKnownQuery(e, ['circuitId']);
+  const circuitId = q.circuitId === undefined ? undefined : parseWith(uuidSchema, q.circuitId, 'query.circuitId');
+  return circuitId ? { circuitId } : {};
+}
+
+/** A route that takes no query parameters. */
+export function noQuery(e: HttpEvent): void {
+  onlyKnownQuery(e, []);
+}

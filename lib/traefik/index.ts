@@ -18,3 +18,4 @@ export { diffKeys, type KeyDiff } from './diff.js';
 export { planSteps, stepOps, type Step, type PlanNames } from './plan.js';
 export { keysToTree } from './tree.js';
 export { weightsFor } from './weights.js';
+export { parseCircuitTree, ratiosFor, importedUuid, type ParsedTree } from './parse.js';

@@ -181,6 +181,12 @@ describe('etcd down', () => {
       expect(get.ms).toBeLessThan(ETCD_BOUND);
       const w = await timed(() => call(circuitsApi, { method: 'PUT', path: `/v2/workers/${worker}`, pathParameters: { authority: worker }, body: { hostname: 'proxy.example.com', wildcardDomain: 'apps.example.com' } }));
       expect(w.r.statusCode).toBe(200); // unchanged worker: nothing to republish, no etcd call
+      // The health endpoint says which dependency is down, without a token and without detail.
+      const h = await timed(() => call(circuitsApi, { method: 'GET', path: '/v2/health', token: null }));
+      expect(h.r.statusCode).toBe(503);
+      expect(h.r.headers['retry-after']).toBe('5');
+      expect(h.r.json).toEqual({ status: 'unavailable', etcd: { ok: false, latencyMs: expect.any(Number) }, database: { ok: true, latencyMs: expect.any(Number) } });
+      expect(h.ms).toBeLessThan(ETCD_BOUND);
       expect(await dbState(id)).toBe(db0);
     } finally {
       await services.etcd.start();
@@ -322,6 +328,9 @@ describe('PostgreSQL down', () => {
       expect(await etcdState(id)).toBe(etcd0);
       expect(await lockKeys(id)).toBe(0);
       expect(eb.commandCalls(PutEventsCommand)).toHaveLength(0);
+      const h = await call(circuitsApi, { method: 'GET', path: '/v2/health', token: null });
+      expect(h.statusCode).toBe(503);
+      expect(h.json).toMatchObject({ status: 'unavailable', etcd: { ok: true }, database: { ok: false } });
     } finally {
       await services.postgres.start();
     }

@@ -112,10 +112,27 @@ describe('POST /v2/circuits', () => {
     expect([...keys.keys()].some((k) => k.includes(`bai_router_${r.json.id}/rule`))).toBe(true);
   });
 
+  it('POST is idempotent: the same id and body answers the stored circuit (200), even after its routes changed; another body is a 409', async () => {
+    const id = randomUUID();
+    const body = { id, frontend: { mode: 'port', port: portSeq++ }, routes: [route(7), route(8)] };
+    const first = await createCircuit(body);
+    expect(first.statusCode).toBe(201);
+    const retry = await createCircuit(body);
+    expect(retry.statusCode).toBe(200);
+    expect(retry.json).toMatchObject({ id, generation: 1, publish: { applied: true } });
+    expect((await putRoutes(id, { routes: [route(9)] })).statusCode).toBe(200);
+    const late = await createCircuit(body); // the client's retry arrives after somebody changed the routes
+    expect(late.statusCode).toBe(200);
+    expect(late.json).toMatchObject({ id, generation: 2 });
+    const other = await createCircuit({ ...body, routes: [route(7)] });
+    expect(other.statusCode).toBe(409);
+    expect(other.json.type).toBe('urn:circuitry:conflict:exists');
+  });
+
   it('409 when the id exists, was deleted before, or the port is taken', async () => {
     const a = await createCircuit();
     const id = a.json.id as string;
-    expect((await createCircuit({ id })).statusCode).toBe(409);
+    expect((await createCircuit({ id, routes: [route(3)] })).statusCode).toBe(409);
     const port = (a.json.frontend as { port: number }).port;
     const taken = await createCircuit({ frontend: { mode: 'port', port } });
     expect(taken.statusCode).toBe(409);

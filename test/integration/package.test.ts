@@ -1,5 +1,5 @@
 // `npx osls package` works offline and produces what DESIGN §5 and serverless.yml promise: the
-// four functions, the six HTTP API routes, the schedule, the unload rule with its dead-letter
+// four functions, the HTTP API routes (and the catch-all), the schedule, the unload rule with its dead-letter
 // queue and the alarm on it, PutEvents limited to the bus, and per-function zips that stay within
 // their size budgets, ship etcd3's proto files, import without touching the network and emit a
 // ColdStart metric. A stage without its required parameters fails naming each of them. Needs no
@@ -20,9 +20,14 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 const FUNCTIONS = ['circuits-api', 'scheduled-health', 'unload', 'update-routes'] as const;
 const ROUTES = [
+  'ANY /{proxy+}',
   'DELETE /v2/circuits/{id}',
   'GET /v2/circuits',
   'GET /v2/circuits/{id}',
+  'GET /v2/health',
+  'GET /v2/locks',
+  'GET /v2/status',
+  'GET /v2/transitions',
   'POST /v2/circuits',
   'PUT /v2/circuits/{id}/routes',
   'PUT /v2/workers/{authority}',
@@ -133,7 +138,7 @@ describe('npx osls package --stage ci', () => {
     expect(timeouts.unload).toBe(30);
   });
 
-  it('routes exactly the six HTTP API routes to their functions', () => {
+  it('routes exactly the HTTP API routes to their functions, and everything else to circuits-api', () => {
     const integrationFn = (target: unknown): string | undefined => {
       const join = obj(target)['Fn::Join'];
       const ref = Array.isArray(join) && Array.isArray(join[1]) ? obj(join[1][1]).Ref : undefined;
