@@ -5,3 +5,4 @@ export { MAX_JSON_DEPTH, scanJson } from './json.js';
 export { circuitIdParam, authorityParam, createCircuitBody, updateRoutesBody, workerBody, ifMatchHeader, listQuery } from './requests.js';
 export { HttpProblem, problemResponse, badRequest, type FieldError } from './problem.js';
 export { toProblem, fieldErrors } from './errors.js';
+export { API, COMPONENTS, UNROUTED, type RouteSpec, type Answer, type Method, type CircuitJson, type WorkerJson } from './contract.js';

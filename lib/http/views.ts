@@ -3,8 +3,9 @@
 import type { PropagateResult } from '../circuits/propagate.js';
 import { circuitStatus } from '../circuits/status.js';
 import type { CircuitView, Worker } from '../model.js';
+import type { CircuitJson } from './contract.js';
 
-export function circuitJson(v: CircuitView, appliedGeneration: number | null) {
+export function circuitJson(v: CircuitView, appliedGeneration: number | null): CircuitJson {
   const c = v.circuit;
   return {
     id: c.id,
