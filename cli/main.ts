@@ -5,6 +5,7 @@
 //   circuitry locks                       held and queued locks, with age and holder
 //   circuitry redrive                     complete pending or dead-lettered unloads
 //   circuitry import --worker <authority> take over circuits another coordinator wrote (dry run unless --apply)
+//   circuitry traefik-config --worker <authority> --ports <from-to>   a worker's Traefik static configuration
 // Exit status: 0 done, 1 the command failed (or, with drift --exit-code, drift was found), 2 usage
 // or configuration error.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -14,13 +15,32 @@ import { CircuitryError, classify, ConfigError } from '../lib/errors.js';
 import { applyImport, circuitLocks, fleetStatus, planImport, redrive } from '../lib/circuits/index.js';
 import { computeDrift, silentLog } from '../lib/health/index.js';
 import { sqsDeadLetters } from '../lib/dead-letters.js';
-import { uuidSchema } from '../lib/model.js';
+import { authoritySchema, uuidSchema } from '../lib/model.js';
+import { StaticConfigError, traefikStaticConfig } from '../lib/traefik/index.js';
+import { stringify } from 'yaml';
+import fs from 'node:fs';
 import { output, table, type Out } from './output.js';
 
 const uuid = (v: string): string => {
   const r = uuidSchema.safeParse(v);
   if (!r.success) throw new InvalidArgumentError('must be a circuit id (a UUID)');
   return r.data;
+};
+const authority = (v: string): string => {
+  const r = authoritySchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(r.error.issues[0]?.message ?? 'not a worker authority');
+  return r.data;
+};
+const port = (v: string): number => {
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new InvalidArgumentError('must be a port (1-65535)');
+  return Number(v);
+};
+const portRange = (v: string): { from: number; to: number } => {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v);
+  const from = Number(m?.[1]);
+  const to = Number(m?.[2] ?? m?.[1]);
+  if (m === null || from < 1 || to > 65535 || from > to) throw new InvalidArgumentError('must be a port or a range such as 10200-10299');
+  return { from, to };
 };
 const positive = (v: string): number => {
   if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number from 1');
@@ -178,6 +198,51 @@ async function importCmd(out: Out, o: { worker: string; apply?: boolean; appMode
   });
 }
 
+interface TraefikConfigOptions {
+  worker: string;
+  ports: { from: number; to: number };
+  domainPort: number;
+  domain: boolean;
+  pingPort: number;
+  etcdEndpoints?: string;
+  traefikRoot?: string;
+  etcdUsername?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  output?: string;
+}
+
+function traefikConfig(out: Out, o: TraefikConfigOptions): void {
+  const endpoints = (o.etcdEndpoints ?? process.env.ETCD_ENDPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (endpoints.length === 0) throw new ConfigError('no etcd endpoint: pass --etcd-endpoints or set ETCD_ENDPOINTS');
+  if (o.etcdCa === undefined && (o.etcdCert !== undefined || o.etcdKey !== undefined)) throw new ConfigError('--etcd-cert and --etcd-key need --etcd-ca');
+  let config: Record<string, unknown>;
+  try {
+    config = traefikStaticConfig({
+      traefikRoot: o.traefikRoot ?? (process.env.TRAEFIK_ROOT || 'traefik'),
+      authority: o.worker,
+      etcdEndpoints: endpoints,
+      ports: o.ports,
+      ...(o.domain ? { domainPort: o.domainPort } : {}),
+      pingPort: o.pingPort,
+      ...(o.etcdUsername === undefined ? {} : { etcdUsername: o.etcdUsername }),
+      ...(o.etcdCa === undefined ? {} : { etcdTls: { ca: o.etcdCa, ...(o.etcdCert === undefined ? {} : { cert: o.etcdCert }), ...(o.etcdKey === undefined ? {} : { key: o.etcdKey }) } }),
+    });
+  } catch (err) {
+    if (err instanceof StaticConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
+  const text = out.json
+    ? `${JSON.stringify(config, null, 2)}\n`
+    : `# Traefik static configuration for worker ${o.worker}, written by \`circuitry traefik-config\`.\n# Circuits on this worker may use frontend ports ${o.ports.from}-${o.ports.to}${o.domain ? ` and wildcard subdomains on :${o.domainPort}` : ''}.\n${stringify(config)}`;
+  if (o.output === undefined) process.stdout.write(text);
+  else {
+    fs.writeFileSync(o.output, text);
+    process.stderr.write(`circuitry: wrote ${o.output}\n`);
+  }
+}
+
 export function program(): Command {
   const cmd = new Command('circuitry')
     .description('Operate circuitry: the same configuration as the functions (DATABASE_URL, ETCD_ENDPOINTS, ... from the environment; see README "Configuration").')
@@ -214,6 +279,22 @@ export function program(): Command {
     .option('--apply', 'create the importable circuits (their keys stay byte for byte as they are)')
     .addOption(new Option('--app-mode <mode>', 'appMode of imported circuits without a health check').choices(['interactive', 'inference']))
     .action(async (o: { worker: string; apply?: boolean; appMode?: 'inference' | 'interactive' }, c: Command) => void (code = await importCmd(jsonOf(c), o)));
+  cmd
+    .command('traefik-config')
+    .description("print the static configuration of one worker's Traefik: the etcd provider on the worker's root, an entry point per frontend port, the wildcard entry point, ping (needs no database)")
+    .requiredOption('--worker <authority>', 'the worker this Traefik serves', authority)
+    .requiredOption('--ports <from-to>', 'the frontend ports circuits on this worker may use (one entry point each)', portRange)
+    .option('--domain-port <port>', 'the port of wildcard-subdomain circuits (entry point domainproxy)', port, 443)
+    .option('--no-domain', 'no wildcard entry point (the worker serves port frontends only)')
+    .option('--ping-port <port>', 'the port of Traefik\'s ping endpoint (GET /ping), for the load balancer in front', port, 8082)
+    .option('--etcd-endpoints <urls>', 'comma-separated http(s)://host:port (default: ETCD_ENDPOINTS)')
+    .option('--traefik-root <key>', 'default: TRAEFIK_ROOT, else traefik')
+    .option('--etcd-username <name>', "Traefik's own etcd user (read-only on its root); give the password as TRAEFIK_PROVIDERS_ETCD_PASSWORD to Traefik")
+    .option('--etcd-ca <file>', 'CA of the etcd server certificates, as Traefik sees it')
+    .option('--etcd-cert <file>', "Traefik's etcd client certificate")
+    .option('--etcd-key <file>', "Traefik's etcd client key")
+    .option('-o, --output <file>', 'write the YAML there instead of stdout')
+    .action(async (o: TraefikConfigOptions, c: Command) => traefikConfig(jsonOf(c), o));
   cmd.hook('postAction', () => {
     process.exitCode = code;
   });

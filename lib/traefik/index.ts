@@ -19,3 +19,4 @@ export { planSteps, stepOps, type Step, type PlanNames } from './plan.js';
 export { keysToTree } from './tree.js';
 export { weightsFor } from './weights.js';
 export { parseCircuitTree, ratiosFor, importedUuid, type ParsedTree } from './parse.js';
+export { traefikStaticConfig, entryPointOf, StaticConfigError, DOMAIN_ENTRY_POINT, MAX_PORT_ENTRY_POINTS, type TraefikStaticOptions } from './static-config.js';

@@ -14,6 +14,7 @@ import {
 } from '../model.js';
 import { allowListPath, circuitNames, isCircuitId, routerPath, servicePath, stagingServiceName, workerRoot } from './names.js';
 import { weightsFor } from './weights.js';
+import { entryPointOf } from './static-config.js';
 import { RenderError } from '../errors.js';
 
 export { RenderError };
@@ -60,7 +61,7 @@ export function render(circuit: Circuit, worker: Worker, opts: RenderOptions): M
   const router = routerPath(p, circuit.id);
   set(`${router}/rule`, ruleFor(circuit, worker));
   set(`${router}/service`, service);
-  set(`${router}/entryPoints/0`, circuit.frontend.mode === 'port' ? `portproxy_${circuit.frontend.port}` : 'domainproxy');
+  set(`${router}/entryPoints/0`, entryPointOf(circuit.frontend));
   // An empty value or "true" on the object-typed `tls` enables it with defaults.
   if (worker.tls) set(`${router}/tls`, 'true');
   // TCP routers only accept TCP middlewares; configured extras are HTTP middlewares.

@@ -3,6 +3,8 @@
 // answers for real clients (GET /v2/health without a token, problem+json for unknown routes and
 // methods with the request id as instance), and the unload dead-letter redrive.
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -49,10 +51,38 @@ async function cli(args: string[], env: Record<string, string | undefined> = {})
 }
 
 describe('circuitry CLI', () => {
-  it.each(['status', 'drift', 'locks', 'redrive', 'import'])('%s --help prints its usage and exits 0 without doing work', async (c) => {
+  it.each(['status', 'drift', 'locks', 'redrive', 'import', 'traefik-config'])('%s --help prints its usage and exits 0 without doing work', async (c) => {
     const r = await cli([c, '--help'], { DATABASE_URL: undefined, ETCD_ENDPOINTS: undefined });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Usage: circuitry ${c}`));
+  });
+
+  it('traefik-config writes deploy/traefik/traefik.yml as committed, without the database, and names bad input (exit 2)', async () => {
+    const args = ['traefik-config', '--worker', 'proxy-1', '--ports', '10200-10209', '--etcd-endpoints', 'https://etcd-1.internal:2379,https://etcd-2.internal:2379,https://etcd-3.internal:2379', '--traefik-root', 'traefik', '--etcd-username', 'traefik-proxy-1', '--etcd-ca', '/etc/traefik/etcd-ca.pem', '--etcd-cert', '/etc/traefik/etcd-client.pem', '--etcd-key', '/etc/traefik/etcd-client-key.pem'];
+    const r = await cli(args, { DATABASE_URL: undefined, ETCD_ENDPOINTS: undefined });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(fs.readFileSync(`${ROOT}deploy/traefik/traefik.yml`, 'utf8'));
+    const parsed = parseYaml(r.stdout) as { providers: { etcd: { rootKey: string; tls: Record<string, string> } }; entryPoints: Record<string, { address: string }> };
+    expect(parsed.providers.etcd.rootKey).toBe('traefik/worker_proxy-1');
+    expect(parsed.entryPoints.portproxy_10209).toEqual({ address: ':10209' });
+    // ETCD_ENDPOINTS and TRAEFIK_ROOT are the defaults
+    const env = await cli(['--json', 'traefik-config', '--worker', 'w1', '--ports', '10200', '--no-domain'], { ETCD_ENDPOINTS: 'http://127.0.0.1:2379', TRAEFIK_ROOT: 'edge' });
+    expect(env.code).toBe(0);
+    expect(env.json()).toMatchObject({ providers: { etcd: { endpoints: ['127.0.0.1:2379'], rootKey: 'edge/worker_w1' } }, entryPoints: { portproxy_10200: { address: ':10200' }, traefik: { address: ':8082' } } });
+    expect((env.json().entryPoints as Record<string, unknown>).domainproxy).toBeUndefined();
+    for (const [bad, message] of [
+      [['--ports', '10300-10200'], /--ports.*must be a port or a range/],
+      [['--ports', '10200-10209', '--worker', 'Proxy_1'], /--worker.*must match/],
+      [['--ports', '10200-10209', '--domain-port', '10205'], /port 10205 is inside the frontend range/],
+      [['--ports', '10200-10209', '--etcd-cert', '/c.pem'], /--etcd-cert and --etcd-key need --etcd-ca/],
+      [['--ports', '10200-10209', '--etcd-endpoints', ''], /no etcd endpoint/],
+    ] as Array<[string[], RegExp]>) {
+      const b = await cli(['traefik-config', '--worker', 'w1', ...bad], { ETCD_ENDPOINTS: 'http://127.0.0.1:2379' });
+      expect(b.code, bad.join(' ')).toBe(2);
+      expect(b.stderr).toMatch(message);
+      expect(b.stdout).toBe('');
+    }
   });
 
   it('names what is wrong: a bad argument, a missing option, a missing variable (exit 2)', async () => {
