@@ -9,7 +9,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import {
   InputError,
+  contentionSchema,
   parseAs,
+  propagateSchema,
+  sweepSchema,
   readJson,
   type ContentionData,
   type ContentionRow,
@@ -277,7 +280,12 @@ export function importBench(input: string, rel: (f: string) => string = (f) => f
   } else notes.push(`${input}: neither bench:health runs nor parts.scaling.sweep: docs/data/sweep.json not updated`);
 
   if (!propagate && !contention && !sweep) throw new InputError(`${input}: no benchmark data found (parts.propagate, parts.contention, parts.scaling.sweep, or bench:health runs)`);
-  return { ...(propagate ? { propagate } : {}), ...(contention ? { contention } : {}), ...(sweep ? { sweep } : {}), notes };
+  // What is written is what the renderer will accept.
+  const check = <T>(schema: z.ZodType<T>, d: T | undefined, name: string) => (d === undefined ? undefined : parseAs(schema, d, `${rel(input)} (condensed ${name})`));
+  const p = check(propagateSchema, propagate, 'propagate');
+  const c = check(contentionSchema, contention, 'contention');
+  const w = check(sweepSchema, sweep, 'sweep');
+  return { ...(p ? { propagate: p } : {}), ...(c ? { contention: c } : {}), ...(w ? { sweep: w } : {}), notes };
 }
 
 function source(file: string, measuredAt: string | undefined, commit: string | undefined, machine: z.infer<typeof machineSchema>, node: string | undefined) {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { InputError, OUTCOMES, REFUSALS, parseAs, readJson, type ChaosData } from './schema.js';
+import { InputError, OUTCOMES, REFUSALS, chaosSchema, parseAs, readJson, type ChaosData } from './schema.js';
 
 const num = z.number().finite();
 
@@ -150,16 +150,15 @@ export function importChaos(dir: string, rel: (f: string) => string = (f) => f):
   const ends = [...ops.map((o) => o.end), ...killed.map((k) => k.killedAt)];
   const workloadEnd = Math.max(...ends);
   const span = (workloadEnd - t0) / 1000;
-  // 1 s bins, wider for long runs so that no chart has more than ~600 bins.
-  const binS = Math.max(1, Math.ceil(span / 600));
+  // 1 s bins, wider for long runs so that no chart has more than ~150 bars (a 5-minute run: 2 s).
+  const binS = Math.max(1, Math.ceil(span / 150));
 
-  const bins = new Map<string, { t: number; outcome: Outcome; count: number }>();
+  const bins = new Map<number, number[]>();
   const add = (at: number, outcome: Outcome) => {
     const t = Math.floor((at - t0) / 1000 / binS) * binS;
-    const k = `${t}|${outcome}`;
-    const b = bins.get(k) ?? { t, outcome, count: 0 };
-    b.count++;
-    bins.set(k, b);
+    const b = bins.get(t) ?? OUTCOMES.map(() => 0);
+    b[OUTCOMES.indexOf(outcome)]!++;
+    bins.set(t, b);
   };
   for (const o of ops) add(o.end, outcomeOf(o.status));
   for (const k of killed) add(k.killedAt, 'error / killed');
@@ -195,7 +194,8 @@ export function importChaos(dir: string, rel: (f: string) => string = (f) => f):
     run: { seed: summary.seed, strategy: summary.strategy, ops: summary.settings.ops, procs: summary.settings.procs, verdict: summary.verdict, violations: summary.violations.total },
     binS,
     workloadEndS: s(workloadEnd),
-    ops: [...bins.values()].sort((a, b) => a.t - b.t || OUTCOMES.indexOf(a.outcome) - OUTCOMES.indexOf(b.outcome)),
+    outcomes: [...OUTCOMES],
+    ops: [...bins].sort((a, b) => a[0] - b[0]).map(([t, counts]) => ({ t, counts })),
     faults: faults
       .map((x) => ({ kind: x.kind, how: x.how, startS: s(x.start), endS: s(x.end ?? x.start), ...(x.target !== undefined ? { target: x.target } : {}) }))
       .sort((a, b) => a.startS - b.startS || a.kind.localeCompare(b.kind)),
@@ -208,5 +208,7 @@ export function importChaos(dir: string, rel: (f: string) => string = (f) => f):
       sweepMs: c.sweepMs,
     },
   };
-  return { data, notes };
+  if (c.lastFaultEndAt !== null && lastFaultEnd! < t0) throw new InputError(`${rel(summaryFile)}: convergence.lastFaultEndAt ${c.lastFaultEndAt} is before the first operation started`);
+  // What is written is what the renderer will accept.
+  return { data: parseAs(chaosSchema, data, `${rel(dir)} (condensed)`), notes };
 }

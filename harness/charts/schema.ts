@@ -135,7 +135,12 @@ export const chaosSchema = z
     /** Width of one bin of `ops`, seconds. Times are seconds since the first operation started. */
     binS: num.positive(),
     workloadEndS: nonNeg,
-    ops: z.array(z.object({ t: nonNeg, outcome: z.enum(OUTCOMES), count: z.number().int().positive() }).strict()),
+    /** The order of `ops[].counts`: always OUTCOMES. */
+    outcomes: z
+      .array(z.enum(OUTCOMES))
+      .refine((a) => a.length === OUTCOMES.length && a.every((o, i) => o === OUTCOMES[i]), { message: `must be ${JSON.stringify(OUTCOMES)}` }),
+    /** Operations completed in [t, t + binS) by outcome; bins with none are left out. */
+    ops: z.array(z.object({ t: nonNeg, counts: z.array(z.number().int().nonnegative()).length(OUTCOMES.length) }).strict()),
     faults: z.array(
       z.object({ kind: z.string().min(1), how: z.string(), startS: nonNeg, endS: nonNeg, target: z.number().int().optional() }).strict(),
     ),

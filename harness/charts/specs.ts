@@ -13,6 +13,8 @@ const CONFIG = {
   background: '#ffffff',
   font: FONT,
   padding: 12,
+  // No ARIA description per bar and tick: it would multiply the size of the SVG.
+  aria: false,
   view: { stroke: '#dddddd' },
   title: { fontSize: 16, fontWeight: 'bold' as const, subtitleFontSize: 12, subtitleColor: '#555555', anchor: 'start' as const, offset: 12 },
   axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal' as const, gridColor: '#eeeeee', domainColor: '#888888', tickColor: '#888888' },
@@ -107,7 +109,7 @@ export function propagateSpec(d: PropagateData): TopLevelSpec {
     layers.push(
       { data: { values: [{ ms: d.floorMs }] }, mark: { type: 'rule', color: '#777777', strokeDash: [2, 3] }, encoding: { y: { field: 'ms', type: 'quantitative' } } },
       {
-        data: { values: [{ ms: d.floorMs, label: `floor: 2 etcd + 1 database round trips, ${fmt(d.floorMs)} ms (p50)` }] },
+        data: { values: [{ ms: d.floorMs, label: `floor: 2 etcd + 1 database round trips (p50 each), ${fmt(d.floorMs)} ms` }] },
         mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 4, dy: -3, color: '#555555', fontSize: 11 },
         encoding: { y: { field: 'ms', type: 'quantitative' }, x: { datum: 0, type: 'quantitative' }, text: { field: 'label' } },
       },
@@ -291,7 +293,8 @@ export function chaosSpec(d: ChaosData): TopLevelSpec {
       ? [
           {
             data: { values: convergeRule },
-            mark: { type: 'text' as const, align: 'right' as const, baseline: 'top' as const, dx: -5, dy: 4, color: '#1b7a1b', fontSize: 11, fontWeight: 'bold' as const },
+            // Just above the plot, right-aligned at the convergence line: clear of the bars.
+            mark: { type: 'text' as const, align: 'right' as const, baseline: 'bottom' as const, dx: 2, dy: -3, color: '#1b7a1b', fontSize: 11, fontWeight: 'bold' as const },
             encoding: { x: { field: 't', type: 'quantitative' as const, scale }, y: { value: 0 }, text: { field: 'label' } },
           },
         ]
@@ -322,15 +325,15 @@ export function chaosSpec(d: ChaosData): TopLevelSpec {
         layer: [
           ...convergenceLayers(true),
           {
-            data: { values: d.ops },
+            data: { values: d.ops.flatMap((b) => b.counts.map((count, i) => ({ t: b.t, outcome: d.outcomes[i]!, count })).filter((x) => x.count > 0)) },
             transform: [
               { calculate: `datum.count / ${d.binS}`, as: 'rate' },
               { calculate: `datum.t + ${d.binS}`, as: 't2' },
               { calculate: `indexof(${JSON.stringify(OUTCOMES)}, datum.outcome)`, as: 'order' },
             ],
-            mark: { type: 'bar', stroke: '#ffffff', strokeWidth: 0.5 },
+            mark: { type: 'bar', orient: 'vertical', ...(endX / d.binS <= 60 ? { stroke: '#ffffff', strokeWidth: 0.5 } : {}) },
             encoding: {
-              x: { ...x, bin: { binned: true, step: d.binS } },
+              x,
               x2: { field: 't2' },
               y: { field: 'rate', type: 'quantitative', stack: 'zero', axis: { title: 'operations / s' } },
               color: {

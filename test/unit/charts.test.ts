@@ -9,7 +9,7 @@ import { importBench, quantilesOf } from '../../harness/charts/import-bench.js';
 import { importChaos, outcomeOf } from '../../harness/charts/import-chaos.js';
 import { renderChart, renderSvg, textWidth } from '../../harness/charts/render.js';
 import { main } from '../../harness/charts/run.js';
-import { InputError, writeSnapshot, type ChaosData, type ContentionData, type PropagateData, type SweepData } from '../../harness/charts/schema.js';
+import { InputError, OUTCOMES, writeSnapshot, type ChaosData, type ContentionData, type PropagateData, type SweepData } from '../../harness/charts/schema.js';
 import { propagateSpec } from '../../harness/charts/specs.js';
 
 const src = { file: 'fixture' };
@@ -64,14 +64,14 @@ const chaos: ChaosData = {
   run: { seed: 'fixture1', strategy: 'circuitry', ops: 40, procs: 2, verdict: 'clean: no violation', violations: 0 },
   binS: 1,
   workloadEndS: 6.5,
+  outcomes: [...OUTCOMES],
   ops: [
-    { t: 0, outcome: 'succeeded', count: 7 },
-    { t: 1, outcome: 'succeeded', count: 9 },
-    { t: 1, outcome: 'conflict / not found', count: 3 },
-    { t: 2, outcome: 'unavailable', count: 4 },
-    { t: 3, outcome: 'error / killed', count: 1 },
-    { t: 4, outcome: 'not applied / partial', count: 2 },
-    { t: 5, outcome: 'succeeded', count: 14 },
+    { t: 0, counts: [7, 0, 0, 0, 0] },
+    { t: 1, counts: [9, 0, 3, 0, 0] },
+    { t: 2, counts: [0, 0, 0, 4, 0] },
+    { t: 3, counts: [0, 0, 0, 0, 1] },
+    { t: 4, counts: [0, 2, 0, 0, 0] },
+    { t: 5, counts: [14, 0, 0, 0, 0] },
   ],
   faults: [
     { kind: 'pause', how: 'armed', startS: 0.5, endS: 3.1, target: 1 },
@@ -120,7 +120,7 @@ describe('charts render from their snapshots', () => {
     expect(t).toContain('Propagate latency: circuitry vs the reference write path (10-route circuit)');
     expect(t).toEqual(expect.arrayContaining(['circuitry: a change', 'circuitry: nothing to change', 'reference write path: a change', 'p50', 'p90', 'p99', 'min']));
     expect(t).toContain('propagate latency (ms, log scale)');
-    expect(t.some((x) => x.startsWith('floor: 2 etcd + 1 database round trips, 1.62 ms'))).toBe(true);
+    expect(t).toContain('floor: 2 etcd + 1 database round trips (p50 each), 1.62 ms');
     expect(t.join('\n')).not.toContain('SELECT 1');
     expect(a.svg.startsWith('<svg')).toBe(true);
     expect(a.svg).toContain('fill="#ffffff"');
@@ -204,16 +204,16 @@ describe('bad input names the file and the field', () => {
     expect((err as Error).message).toMatch(/propagate\.json: variants\[1\]\.p50: .*number/);
   });
 
-  it('a missing field, an unknown outcome, not JSON, a missing file', async () => {
+  it('a missing field, a short row, not JSON, a missing file', async () => {
     writeAll();
     const sw = JSON.parse(fs.readFileSync(path.join(dir, 'sweep.json'), 'utf8'));
     delete sw.rows[0].wallMs;
     fs.writeFileSync(path.join(dir, 'sweep.json'), JSON.stringify(sw));
     await expect(renderChart('sweep', dir)).rejects.toThrow(/sweep\.json: rows\[0\]\.wallMs/);
     const ch = JSON.parse(fs.readFileSync(path.join(dir, 'chaos.json'), 'utf8'));
-    ch.ops[2].outcome = 'maybe';
+    ch.ops[2].counts = [1, 2];
     fs.writeFileSync(path.join(dir, 'chaos.json'), JSON.stringify(ch));
-    await expect(renderChart('chaos', dir)).rejects.toThrow(/chaos\.json: ops\[2\]\.outcome/);
+    await expect(renderChart('chaos', dir)).rejects.toThrow(/chaos\.json: ops\[2\]\.counts: /);
     fs.writeFileSync(path.join(dir, 'contention.json'), '{"kind": "contention",');
     await expect(renderChart('contention', dir)).rejects.toThrow(/contention\.json: not JSON/);
     fs.rmSync(path.join(dir, 'contention.json'));
@@ -359,12 +359,11 @@ describe('importers', () => {
     fs.writeFileSync(path.join(out, 'ops-1.jsonl'), op({ kind: 'sweep', status: 'partial', start: t0 + 1500, end: t0 + 1700, extra: { why: 'write refused: this writer no longer owns the circuit lock' } }) + '\n');
     fs.writeFileSync(path.join(out, 'killed-ops.jsonl'), JSON.stringify({ w: 1, i: 3, kind: 'sweep', start: t0 + 800, killedAt: t0 + 1000 }) + '\n');
     const { data, notes } = importChaos(out);
+    expect(data.outcomes).toEqual(['succeeded', 'not applied / partial', 'conflict / not found', 'unavailable', 'error / killed']);
     expect(data.ops).toEqual([
-      { t: 0, outcome: 'succeeded', count: 1 },
-      { t: 0, outcome: 'conflict / not found', count: 1 },
-      { t: 1, outcome: 'not applied / partial', count: 1 },
-      { t: 1, outcome: 'error / killed', count: 1 },
-      { t: 2, outcome: 'not applied / partial', count: 1 },
+      { t: 0, counts: [1, 0, 1, 0, 0] },
+      { t: 1, counts: [0, 1, 0, 0, 1] },
+      { t: 2, counts: [0, 1, 0, 0, 0] },
     ]);
     expect(data.faults).toEqual([
       { kind: 'pause', how: 'armed', startS: 0.2, endS: 2.5, target: 1 },
