@@ -72,6 +72,7 @@ export function parseArgs(argv: string[]): Args | 'help' {
       a.set(name, v);
     } else throw new UsageError(`unknown option --${name}`);
   }
+  if (a.has('check') && (a.has('import-bench') || a.has('import-chaos'))) throw new UsageError('--check writes nothing: it cannot be combined with --import-bench or --import-chaos');
   const only = (a.get('only') ?? CHART_NAMES.join(',')).split(',').map((s) => s.trim()) as ChartName[];
   for (const o of only) if (!CHART_NAMES.includes(o)) throw new UsageError(`--only: unknown chart "${o}" (charts: ${CHART_NAMES.join(', ')})`);
   const abs = (p: string) => path.resolve(process.cwd(), p);

@@ -231,6 +231,7 @@ describe('bad input names the file and the field', () => {
     expect(fs.existsSync(path.join(charts, 'sweep-time.svg'))).toBe(false);
     expect(await main(['--only', 'pie'])).toBe(2);
     expect(await main(['--bogus'])).toBe(2);
+    expect(await main(['--check', '--import-chaos', dir])).toBe(2);
     expect(await main(['--help', '--data', path.join(dir, 'nowhere')])).toBe(0);
     expect(out.mock.calls.map((c) => String(c[0])).join('')).toContain('Usage: npm run charts');
     expect(fs.existsSync(path.join(dir, 'nowhere'))).toBe(false);
