@@ -11,11 +11,18 @@ export interface Runtime {
   db: Database;
 }
 
-export function createRuntime(config: Config, opts: { onDatabaseError?: (err: Error) => void } = {}): Runtime {
+export interface RuntimeOptions {
+  onDatabaseError?: (err: Error) => void;
+  /** Connections of the pool (default 10): one function invocation needs few; a process of many concurrent writers more. */
+  poolMax?: number;
+}
+
+export function createRuntime(config: Config, opts: RuntimeOptions = {}): Runtime {
   const pool = createPool({
     databaseUrl: config.databaseUrl,
     neonWsProxy: config.neonWsProxy,
     connectionTimeoutMillis: config.databaseTimeoutMs,
+    ...(opts.poolMax === undefined ? {} : { max: opts.poolMax }),
     ...(opts.onDatabaseError ? { onError: opts.onDatabaseError } : {}),
   });
   // connectionTimeoutMillis only bounds getting a connection. A server that stops answering on

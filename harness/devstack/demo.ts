@@ -15,6 +15,15 @@ interface StackState {
   traefikRoot: string;
   eventBridgeUrl: string;
 }
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`usage: npm run demo
+  Against the running local stack (npm start, in another terminal): registers a worker, starts
+  three backends on loopback, creates a circuit with them as weighted routes, health-checks them,
+  stops one and lets the sweep drop it, deletes the circuit; prints the Traefik keys in etcd after
+  each step.
+  Environment: LOCAL_STACK_STATE (default .tmp/local-stack.json, written by npm start).`);
+  process.exit(0);
+}
 let state: StackState;
 try {
   state = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as StackState;

@@ -741,7 +741,17 @@ export async function createHarness(opts: { token: string }): Promise<Harness & 
 
 // ---- CLI --------------------------------------------------------------------------------------------
 
+const USAGE = `usage: npm run fuzz -- [--cases N] [--seed S] [--batch B]
+  Fuzzes circuits-api and update-routes with N invalid requests (default 20000), each answered
+  4xx problem+json with nothing changed in etcd, the database or EventBridge; batches of B (500)
+  are checked between. Starts its own etcd and PostgreSQL. Prints the seed; --seed replays a run.
+`;
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const arg = (name: string): string | undefined => {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : undefined;
@@ -750,7 +760,9 @@ async function main(): Promise<void> {
   const seed = Number(arg('seed') ?? Math.floor(Math.random() * 2 ** 31));
   const batch = Number(arg('batch') ?? 500);
   if (!(Number.isInteger(cases) && cases > 0 && Number.isInteger(seed) && Number.isInteger(batch) && batch > 0)) {
-    throw new Error('usage: npm run fuzz -- [--cases N] [--seed S] [--batch B]');
+    process.stderr.write(`fuzz: --cases and --batch must be whole numbers from 1, --seed a whole number\n${USAGE}`);
+    process.exitCode = 2;
+    return;
   }
   const { startServices } = await import('../devstack/services.js');
   const { migrate } = await import('../../lib/db/index.js');

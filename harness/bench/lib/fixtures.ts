@@ -25,10 +25,7 @@ export function benchConfig(overrides: Record<string, string> = {}): Config {
 
 /** lib/runtime.ts createRuntime, with a chosen pool size (writers sharing one process). */
 export function benchRuntime(config: Config, poolMax = 10): Runtime {
-  const rt = createRuntime(config);
-  // pg-pool reads options.max whenever it decides whether to open another connection.
-  (rt.db as unknown as { options: { max: number } }).options.max = poolMax;
-  return rt;
+  return createRuntime(config, { poolMax });
 }
 
 export const q = (rt: Runtime): Queryable => rt.db;
