@@ -94,6 +94,8 @@ const envSchema = z.object({
   DELETED_RETENTION_DAYS: intIn(1, 3650).default(30),
   HEALTH_TRANSITION_RETENTION_DAYS: intIn(1, 3650).default(7),
   UNLOAD_DLQ_URL: z.url({ message: 'must be the URL of the unload dead-letter queue (SQS)' }).optional(),
+  HEALTH_SWEEPER_ROUTES_PER_SECOND: intIn(1, 1_000_000).default(2000),
+  HEALTH_MAX_SWEEPERS: intIn(1, 1000).default(16),
 });
 
 export type Config = Readonly<{
@@ -133,6 +135,10 @@ export type Config = Readonly<{
   healthTransitionRetentionDays: number;
   /** The unload dead-letter queue, for `circuitry redrive` (the functions do not read it). */
   unloadDlqUrl?: string;
+  /** Routes per second one sweeper invocation probes (measured by npm run bench:health). */
+  healthSweeperRoutesPerSecond: number;
+  /** Sweeper invocations at most, scheduled-health included; 1: no fan-out. */
+  healthMaxSweepers: number;
 }>;
 
 /** Parses an environment; throws a ConfigError that names every offending variable. */
@@ -210,6 +216,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     deletedRetentionDays: e.DELETED_RETENTION_DAYS,
     healthTransitionRetentionDays: e.HEALTH_TRANSITION_RETENTION_DAYS,
     unloadDlqUrl: e.UNLOAD_DLQ_URL,
+    healthSweeperRoutesPerSecond: e.HEALTH_SWEEPER_ROUTES_PER_SECOND,
+    healthMaxSweepers: e.HEALTH_MAX_SWEEPERS,
   });
 }
 

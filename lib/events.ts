@@ -10,6 +10,8 @@ import { logger, metrics, MetricUnit } from './observability.js';
 
 export const CIRCUIT_UNLOAD_REQUESTED = 'CircuitUnloadRequested';
 export const ROUTE_HEALTH_CHANGED = 'RouteHealthChanged';
+/** scheduled-health asks for one more sweeper invocation (the health-sweeper function's rule). */
+export const HEALTH_SWEEP_REQUESTED = 'HealthSweepRequested';
 
 export interface OutgoingEvent {
   detailType: string;

@@ -29,13 +29,15 @@ import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
+/** AWS Lambda arm64 duration price, USD per GB-second (first pricing tier, us-east-1). */
+const LAMBDA_ARM64_USD_PER_GB_S = 0.0000133334;
 const ROOT = path.resolve(path.dirname(SELF), '../..');
 const BASE_PORT = 11_000;
 const BACKEND_PROCS = 2;
 const ROUTES_PER_CIRCUIT = 5;
 const WORKERS = 20;
-/** routes x sweeper processes; BENCH_PLANS="10000x1,20000x1,10000x2" (the default). */
-const PLANS = (process.env.BENCH_PLANS ?? '10000x1,20000x1,10000x2').split(',').map((p) => {
+/** routes x sweeper processes; BENCH_PLANS="10000x1,20000x1,10000x2,10000x4" (the default). */
+const PLANS = (process.env.BENCH_PLANS ?? '10000x1,20000x1,10000x2,10000x4').split(',').map((p) => {
   const [routes, sweepers] = p.split('x').map(Number);
   return { routes: routes!, sweepers: sweepers ?? 1 };
 });
@@ -280,7 +282,8 @@ const USAGE = `usage: npm run bench:health
   One full scheduled-health sweep per plan over fake backends on loopback (about 94 % healthy,
   5 % flapping, 1 % hanging), on etcd + PostgreSQL started for the run; prints a table and writes
   bench/health.json. Environment:
-    BENCH_PLANS    routes x sweeper processes, comma-separated (default 10000x1,20000x1,10000x2)
+    BENCH_PLANS    routes x sweeper processes, comma-separated (default 10000x1,20000x1,10000x2,10000x4)
+    BENCH_MEMORY_MB the Lambda memory the cost is computed at (default 1769, as serverless.yml)
     BENCH_COLD=1   measure a fresh sweeper process (default: one warm-up sweep first)
     BENCH_CPU_PROF a directory: the sweepers write CPU profiles there
 `;
@@ -296,7 +299,7 @@ async function main(): Promise<void> {
   const { createPool } = await import('../../lib/db/index.js');
   const { parseConfig } = await import('../../lib/config.js');
   const { createRuntime, closeRuntime, Invocation } = await import('../../lib/runtime.js');
-  const { runSweep, closeProbers } = await import('../../lib/health/index.js');
+  const { runSweep, closeProbers, invocationsFor } = await import('../../lib/health/index.js');
 
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log('bench:health: starting etcd + PostgreSQL ...');
@@ -394,7 +397,8 @@ async function main(): Promise<void> {
           ...env,
           BENCH_ROUTES: String(routes),
           BENCH_MOVED: JSON.stringify(moved),
-          ...(k > 0 ? { BENCH_SWEEP_OPTIONS: JSON.stringify({ drift: false }) } : {}),
+          // As a fan-out runs: the dispatcher does everything, the others only probe.
+          ...(k > 0 ? { BENCH_SWEEP_OPTIONS: JSON.stringify({ maintenance: false }) } : {}),
         }),
       );
       for (const p of procs) JSON.parse(await firstLine(p.lines, true));
@@ -467,6 +471,32 @@ async function main(): Promise<void> {
       heapPeak: ratio(a.memory.heapPeakMb, b.memory.heapPeakMb),
       rssGrowth: ratio(a.memory.rssGrowthMb, b.memory.rssGrowthMb),
     };
+    // Fan-out: one invocation's capacity (routes per second of wall time, drift included) from the
+    // single-sweeper run; throughput and efficiency with k sweepers over the same routes.
+    const base = a;
+    const perInvocation = Math.round(base.routes / (base.wallMs / 1000));
+    const scaling = runs
+      .filter((r) => r.routes === base.routes)
+      .map((r) => {
+        const throughput = r.routes / (r.wallMs / 1000);
+        return { sweepers: r.sweepers, wallMs: r.wallMs, routesPerSecond: Math.round(throughput), perInvocationRoutesPerSecond: Math.round(throughput / r.sweepers), efficiency: Math.round((throughput / (r.sweepers * perInvocation)) * 100) / 100 };
+      });
+    const memoryMb = Number(process.env.BENCH_MEMORY_MB ?? 1769);
+    const gb = memoryMb / 1024;
+    const invocations100k = invocationsFor(100_000, 10, perInvocation);
+    const probesPerHour = (100_000 * 3600) / 10;
+    const fanOut = {
+      perInvocationRoutesPerSecond: perInvocation,
+      scaling,
+      invocationsFor100kRoutesAt10s: invocations100k,
+      lambdaMemoryMb: memoryMb,
+      // Sweepers live the whole minute (they sleep between passes, and sleep is billed).
+      gbSecondsPer100kRoutesPerHour: Math.round(invocations100k * 3600 * gb),
+      // The part of it spent sweeping.
+      busyGbSecondsPer100kRoutesPerHour: Math.round((probesPerHour / perInvocation) * gb),
+      usdPer100kRoutesPerHourArm64: Math.round(invocations100k * 3600 * gb * LAMBDA_ARM64_USD_PER_GB_S * 10000) / 10000,
+      note: `per-invocation capacity from the ${base.label} run on this machine; every sweeper process here shares ${os.cpus().length} cores, a Lambda invocation has its own vCPU at ${memoryMb} MB`,
+    };
     const cpus = os.cpus();
     const report = {
       date: new Date().toISOString(),
@@ -475,8 +505,10 @@ async function main(): Promise<void> {
       settings: { jitWarmSweeper: process.env.BENCH_COLD !== '1', timeoutMs: TIMEOUT_MS, routesPerCircuit: ROUTES_PER_CIRCUIT, workers: WORKERS, probeConcurrency: 256, thresholds: '3 down / 2 up', backendProcesses: BACKEND_PROCS },
       runs,
       ratios20kOver10k: ratios,
+      fanOut,
       targets: {
         sweepWithin3s: Object.fromEntries(runs.map((r) => [r.label, r.wallMs <= 3000])),
+        tenThousandRoutesWithin3s: base.routes === 10_000 ? base.wallMs <= 3000 : null,
         etcdTxnsEqualChangedCircuits: runs.every((r) => r.etcdWriteTxns === r.circuitsChangedInDatabase),
         converged: runs.every((r) => r.converged),
       },
@@ -509,6 +541,8 @@ async function main(): Promise<void> {
     console.log(`\nscheduled-health sweep — ${report.machine.cpu} x${report.machine.cpus}, node ${report.node}, ${report.date}`);
     rows.forEach(([l], i) => console.log(line(l, cols.map((c) => c[i]!))));
     console.log(`ratios 20k/10k: wall ${ratios.wall}, RSS peak ${ratios.rssPeak}, heap peak ${ratios.heapPeak}, RSS growth ${ratios.rssGrowth}`);
+    console.log(`fan-out: one invocation ${perInvocation} routes/s; ${scaling.map((x) => `${x.sweepers} sweeper(s): ${x.routesPerSecond} routes/s (${x.perInvocationRoutesPerSecond} each, efficiency ${x.efficiency})`).join('; ')}`);
+    console.log(`fan-out: 100,000 routes every 10 s need ${invocations100k} invocations: ${fanOut.gbSecondsPer100kRoutesPerHour} GB-s per hour at ${memoryMb} MB (${fanOut.busyGbSecondsPer100kRoutesPerHour} GB-s busy), $${fanOut.usdPer100kRoutesPerHourArm64}/h on arm64`);
     console.log(`targets: ${JSON.stringify(report.targets)}`);
     const outDir = path.join(ROOT, 'bench');
     fs.mkdirSync(outDir, { recursive: true });

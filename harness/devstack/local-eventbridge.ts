@@ -1,6 +1,7 @@
 // A loopback stand-in for EventBridge in the local stack: accepts PutEvents from the AWS SDK
 // (EVENTBRIDGE_ENDPOINT points here), delivers CircuitUnloadRequested to the `unload` function
-// the way the deployed rule does (asynchronously, retried), keeps recent events for the demo,
+// the way the deployed rule does (asynchronously, retried) and HealthSweepRequested to
+// `health-sweeper` (asynchronously, not retried), keeps recent events for the demo,
 // and fires `scheduled-health` on request (serverless-offline itself runs its 1-minute schedule).
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -77,6 +78,10 @@ export async function startLocalEventBridge(opts: {
             if (events.length > 200) events.shift();
             opts.log(`eventbridge: ${e['detail-type']} ${JSON.stringify(e.detail)}`);
             if (e['detail-type'] === 'CircuitUnloadRequested') void deliver(e);
+            if (e['detail-type'] === 'HealthSweepRequested') {
+              const lambdaEvent = { version: '0', account: '000000000000', region: 'local', resources: [], ...e };
+              void opts.invoke('health-sweeper', lambdaEvent, true).catch((err: Error) => opts.log(`eventbridge: health-sweeper not started: ${err.message}`));
+            }
             return { EventId: e.id };
           });
           res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });

@@ -3,6 +3,7 @@
 //   persistCounters    the unlocked write of counters for routes whose status did not change
 //   applyHealthChanges the locked write (propagate's `change`) of status changes
 //   nextDue            when the sweep loop has work next
+//   healthLoad         the work the fan-out is sized for (routes per second, late routes)
 //
 // Route writes are fenced twice:
 //   - by identity (circuit id, route id, host, port): a route whose address changed while it was
@@ -241,6 +242,25 @@ export async function nextDue(q: Queryable): Promise<{ at: Date | null; minInter
     at: row?.at == null ? null : new Date(row.at),
     minIntervalSeconds: row?.min_interval == null ? null : Number(row.min_interval),
   };
+}
+
+/**
+ * The probing work: Σ routes / interval over live health-checked circuits, and the routes of
+ * circuits due more than `lateSeconds` before `now` (work a single sweeper did not keep up with).
+ */
+export async function healthLoad(q: Queryable, now: Date, lateSeconds: number): Promise<{ routesPerSecond: number; lateRoutes: number; circuits: number; routes: number }> {
+  const r = await q.query<{ rps: string | number | null; late: string | number | null; circuits: string | number; routes: string | number | null }>(
+    `SELECT sum(n.routes::float8 / c.hc_interval_seconds) AS rps,
+            sum(n.routes) FILTER (WHERE c.next_probe_at <= $1::timestamptz - make_interval(secs => $2)) AS late,
+            count(*) AS circuits,
+            sum(n.routes) AS routes
+       FROM circuits c
+       CROSS JOIN LATERAL (SELECT count(*) AS routes FROM routes r WHERE r.circuit_id = c.id) n
+      WHERE c.deleted_at IS NULL AND c.unload_requested_at IS NULL AND c.hc_path IS NOT NULL`,
+    [now.toISOString(), lateSeconds],
+  );
+  const row = r.rows[0];
+  return { routesPerSecond: Number(row?.rps ?? 0), lateRoutes: Number(row?.late ?? 0), circuits: Number(row?.circuits ?? 0), routes: Number(row?.routes ?? 0) };
 }
 
 export interface HealthTransition {

@@ -21,6 +21,7 @@ export {
   persistCounters,
   applyHealthChanges,
   nextDue,
+  healthLoad,
   type ClaimedCircuit,
   type ClaimedRoute,
   type CounterWrite,

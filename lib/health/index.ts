@@ -13,3 +13,6 @@ export { silentLog, type SweepLog } from './log.js';
 export type { RouteHealthChanged, PublishHealthEvents } from './events.js';
 export { PriorityLimiter } from './queue.js';
 export { checkAddress, parseCidr, type Cidr } from './address.js';
+export { dispatchSweepers, LATE_AFTER_SECONDS, type SweeperAssignment, type SweeperLauncher, type DispatchResult } from './dispatch.js';
+export { fanOutFor, invocationsFor, FAN_OUT_DEFAULTS, type FanOut, type FanOutPolicy, type HealthLoad } from './fan-out.js';
+export { eventSweeperLauncher, parseSweepEvent } from './launch.js';

@@ -18,3 +18,12 @@ export function recordSweep(s: SweepStats, passes: number): void {
   metrics.addMetric('FencedOrUnappliedWrites', MetricUnit.Count, s.notApplied);
   logger.info('sweeps done', { passes, ...s, errors: s.errors.slice(0, 5) });
 }
+
+/** The dispatcher's sizing of the work: how many sweepers, how many it started. */
+export function recordDispatch(d: { sweepers: number; started: number; failed: number; capped: boolean; demandRoutesPerSecond: number }): void {
+  metrics.addMetric('Sweepers', MetricUnit.Count, d.sweepers);
+  metrics.addMetric('SweepersStarted', MetricUnit.Count, d.started);
+  if (d.failed > 0) metrics.addMetric('SweepersNotStarted', MetricUnit.Count, d.failed);
+  if (d.capped) metrics.addMetric('SweepersCapped', MetricUnit.Count, 1);
+  metrics.addMetric('HealthDemandRoutesPerSecond', MetricUnit.CountPerSecond, d.demandRoutesPerSecond);
+}

@@ -33,6 +33,11 @@ export interface SweepOptions extends Tunables {
   probeConcurrency?: number;
   /** Run drift repair, frontend release and retention after the health batches. Default true. */
   drift?: boolean;
+  /**
+   * The pass's duties besides probing: the etcd history check, pending unloads, drift and
+   * retention. Default true; the extra sweepers of a fan-out only probe (the dispatcher does the rest).
+   */
+  maintenance?: boolean;
   /** Claim no new batch after this time (epoch ms); batches already claimed are finished. */
   stopClaimingAt?: number;
   /** The prober (keep-alive connections live in it). Default: one per cold start and CIDR set. */
@@ -58,17 +63,20 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
   const now = opts.now ?? (() => new Date());
   const db = countingDb(inv.rt.db, stats);
   const probeConcurrency = opts.probeConcurrency ?? config.healthProbeConcurrency;
+  const maintenance = opts.maintenance !== false;
 
-  try {
-    const h = await checkEtcdHistory(inv);
-    stats.etcdRpcs += 1;
-    if (h.status === 'new-epoch') {
-      stats.epochsStarted++;
-      log.warn('etcd history changed: new fencing epoch; every circuit is re-propagated from the database', { epoch: h.epoch, reason: h.reason });
+  if (maintenance) {
+    try {
+      const h = await checkEtcdHistory(inv);
+      stats.etcdRpcs += 1;
+      if (h.status === 'new-epoch') {
+        stats.epochsStarted++;
+        log.warn('etcd history changed: new fencing epoch; every circuit is re-propagated from the database', { epoch: h.epoch, reason: h.reason });
+      }
+    } catch (err) {
+      addError(stats, `etcd history check: ${(err as Error).message}`);
+      log.error('checking the etcd history failed', { error: (err as Error).message });
     }
-  } catch (err) {
-    addError(stats, `etcd history check: ${(err as Error).message}`);
-    log.error('checking the etcd history failed', { error: (err as Error).message });
   }
 
   const gate = new Gate();
@@ -100,7 +108,7 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
   // Drift starts once every probe has started (the tail is mostly timeouts). A drifted circuit
   // this pass claimed is deferred: if its health change converges it, repairing it again would
   // only take its lock once more.
-  const drift = opts.drift === false ? undefined : (async (): Promise<DriftRepair | Error> => {
+  const drift = opts.drift === false || !maintenance ? undefined : (async (): Promise<DriftRepair | Error> => {
     await gate.until(() => probing.allProbesStarted);
     const t0 = performance.now();
     try {
@@ -123,14 +131,16 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
   stats.probeMs = Math.round(performance.now() - started);
 
   // Unloads whose event never came (or failed): the request is durable, complete it.
-  try {
-    const p = await completePendingUnloads(inv, { olderThanSeconds: config.unloadGraceSeconds, limit: o.pendingUnloadsPerPass, concurrency: o.propagateConcurrency });
-    stats.pendingUnloadsCompleted += p.completed;
-    stats.notApplied += p.notApplied;
-    for (const f of p.failed) addError(stats, `pending unload ${f.circuitId}: ${f.error}`);
-    if (p.found > 0) log.warn('completed unloads whose event did not arrive in time', { found: p.found, completed: p.completed, failed: p.failed.length });
-  } catch (err) {
-    addError(stats, `pending unloads: ${(err as Error).message}`);
+  if (maintenance) {
+    try {
+      const p = await completePendingUnloads(inv, { olderThanSeconds: config.unloadGraceSeconds, limit: o.pendingUnloadsPerPass, concurrency: o.propagateConcurrency });
+      stats.pendingUnloadsCompleted += p.completed;
+      stats.notApplied += p.notApplied;
+      for (const f of p.failed) addError(stats, `pending unload ${f.circuitId}: ${f.error}`);
+      if (p.found > 0) log.warn('completed unloads whose event did not arrive in time', { found: p.found, completed: p.completed, failed: p.failed.length });
+    } catch (err) {
+      addError(stats, `pending unloads: ${(err as Error).message}`);
+    }
   }
 
   if (drift !== undefined) {

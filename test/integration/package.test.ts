@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-const FUNCTIONS = ['circuits-api', 'scheduled-health', 'unload', 'update-routes'] as const;
+const FUNCTIONS = ['circuits-api', 'health-sweeper', 'scheduled-health', 'unload', 'update-routes'] as const;
 const ROUTES = [
   'ANY /{proxy+}',
   'DELETE /v2/circuits/{id}',
@@ -40,6 +40,7 @@ const KIB = 1024;
 const ZIP_BUDGET: Record<(typeof FUNCTIONS)[number], number> = {
   'circuits-api': 375 * KIB, // 357 KiB; with scheduled-health, the functions that publish events (AWS SDK)
   'scheduled-health': 375 * KIB, // 357 KiB; publishes RouteHealthChanged (AWS SDK)
+  'health-sweeper': 375 * KIB, // as scheduled-health
   unload: 284 * KIB, // 270 KiB
   'update-routes': 289 * KIB, // 275 KiB
 };
@@ -118,7 +119,7 @@ afterAll(async () => {
 });
 
 describe('npx osls package --stage ci', () => {
-  it('declares the four functions on nodejs22.x / arm64 with SSM-backed configuration', () => {
+  it('declares the five functions on nodejs22.x / arm64 with SSM-backed configuration', () => {
     const fns = ofType('AWS::Lambda::Function');
     expect(fns.map(([id]) => functionName(id)).sort()).toEqual([...FUNCTIONS]);
     for (const [id, fn] of fns) {
@@ -135,6 +136,7 @@ describe('npx osls package --stage ci', () => {
     }
     const timeouts = Object.fromEntries(fns.map(([id, fn]) => [functionName(id), fn.Properties.Timeout]));
     expect(timeouts['scheduled-health']).toBe(60);
+    expect(timeouts['health-sweeper']).toBe(60);
     expect(timeouts.unload).toBe(30);
   });
 
@@ -159,6 +161,21 @@ describe('npx osls package --stage ci', () => {
     expect(rule.ScheduleExpression).toBe('rate(1 minute)');
     const targets = asList(rule.Targets);
     expect(targets.map((t) => functionName(getAttId(obj(t).Arn)))).toEqual(['scheduled-health']);
+  });
+
+  it('delivers HealthSweepRequested from the bus to health-sweeper, never retried or replayed late', () => {
+    const [busId] = ofType('AWS::Events::EventBus').map(([id]) => id);
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => asList(obj(r.Properties.EventPattern)['detail-type']).includes('HealthSweepRequested'));
+    expect(rules).toHaveLength(1);
+    const rule = rules[0]![1].Properties;
+    expect(getAttId(rule.EventBusName, 'Name')).toBe(busId);
+    expect(obj(rule.EventPattern).source).toEqual(['circuitry']);
+    const targets = asList(rule.Targets).map(obj);
+    expect(targets.map((t) => functionName(getAttId(t.Arn)))).toEqual(['health-sweeper']);
+    expect(obj(targets[0]!.RetryPolicy)).toEqual({ MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 0 });
+    const invokeConfigs = ofType('AWS::Lambda::EventInvokeConfig').filter(([, c]) => functionName(obj(c.Properties.FunctionName).Ref as string) === 'health-sweeper');
+    expect(invokeConfigs).toHaveLength(1);
+    expect(invokeConfigs[0]![1].Properties.MaximumRetryAttempts).toBe(0);
   });
 
   it('delivers CircuitUnloadRequested from the bus to unload, with a dead-letter queue', () => {
