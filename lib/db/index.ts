@@ -35,3 +35,4 @@ export { recordUnloadRequest, pendingUnloads, markKeysRemoved, unreleasedDeletio
 export { deletedAndReleasedBefore, purgeDeleted } from './retention.js';
 export { latestEpoch, startEpoch, maxFenceRevision, type EpochRecord } from './epochs.js';
 export { circuitFactsPage, fleetCounts, type CircuitFacts, type FleetCounts } from './fleet.js';
+export { recordIntent, withdrawIntent, intentOutcome, replaceRoutesCombined, purgeIntents, type IntentOutcome, type CombinedChange } from './intents.js';

@@ -58,7 +58,7 @@ export async function readForHolder(q: Queryable, id: string, f: DbFence): Promi
   return null;
 }
 
-const routesJson = (routes: readonly RouteInput[]) => JSON.stringify(routes.map((r, position) => ({ ...r, position })));
+export const routesJson = (routes: readonly RouteInput[]) => JSON.stringify(routes.map((r, position) => ({ ...r, position })));
 
 /** jsonb_to_recordset of a routes parameter. */
 export const inputRoutes = (param: string) =>

@@ -3,11 +3,13 @@
 // advisory lock serialises concurrent runs (several test processes, a deploy racing a local run).
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Umzug, type UmzugStorage } from 'umzug';
+import type { UmzugStorage } from 'umzug';
 import type { PoolClient } from '@neondatabase/serverless';
 import { createPool } from './neon.js';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+// umzug (and what it brings) is loaded by migrate() itself: this module is exported with the rest
+// of the store, and a static import would put it into every function's bundle.
+const migrationsDir = (): string => fileURLToPath(new URL('../../migrations/', import.meta.url));
 const ADVISORY_LOCK_ID = 0x63697263; // "circ"
 
 type Log = (line: string) => void;
@@ -31,13 +33,14 @@ function storage(client: PoolClient): UmzugStorage<PoolClient> {
 
 /** Applies pending migrations; returns the names applied (empty when already up to date). */
 export async function migrate(databaseUrl: string, neonWsProxy?: string, log: Log = () => {}): Promise<string[]> {
+  const { Umzug } = await import('umzug');
   const pool = createPool({ databaseUrl, neonWsProxy, max: 1 });
   const client = await pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_ID]);
     const umzug = new Umzug<PoolClient>({
       migrations: {
-        glob: ['*.sql', { cwd: MIGRATIONS_DIR }],
+        glob: ['*.sql', { cwd: migrationsDir() }],
         resolve: ({ name, path }) => ({
           name,
           up: async () => {

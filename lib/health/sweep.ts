@@ -6,10 +6,11 @@
 //   2. completes unloads requested more than UNLOAD_GRACE_SECONDS ago (their event was lost),
 //   3. repairs drift, releases the frontends of deleted circuits, retires old tombstones and
 //      reports (or, opted in, removes) orphans (drift.ts), overlapping the tail of the probes,
-//   4. purges deleted circuits older than DELETED_RETENTION_DAYS.
+//   4. purges deleted circuits older than DELETED_RETENTION_DAYS, old route transitions and old
+//      queued route changes.
 import pLimit from 'p-limit';
 import type { Invocation } from '../runtime.js';
-import { purgeDeleted, purgeTransitions, type Queryable } from '../db/index.js';
+import { purgeDeleted, purgeIntents, purgeTransitions, type Queryable } from '../db/index.js';
 import { checkEtcdHistory } from '../circuits/history.js';
 import { completePendingUnloads } from '../circuits/unload.js';
 import { SWEEP_DEFAULTS } from './defaults.js';
@@ -170,6 +171,8 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
       stats.rowsPurged += purged.length;
       if (purged.length > 0) log.info('purged deleted circuits past their retention', { count: purged.length });
       await purgeTransitions(db, config.healthTransitionRetentionDays, o.purgePerPass * 10);
+      // Queued route changes outlive every writer that could still read them after this.
+      await purgeIntents(db, config.tombstoneRetentionSeconds, o.purgePerPass * 10);
     } catch (err) {
       addError(stats, `purge: ${(err as Error).message}`);
     }
