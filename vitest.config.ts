@@ -25,6 +25,21 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      // The status page in headless Chromium against the local stack: `npm run test:e2e` only
+      // (CIRCUITRY_E2E=1); `npm test` does not define, so does not run, this project.
+      ...(process.env.CIRCUITRY_E2E === '1'
+        ? [
+            {
+              test: {
+                name: 'e2e',
+                include: ['test/e2e/**/*.test.ts'],
+                testTimeout: 60_000,
+                hookTimeout: 120_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

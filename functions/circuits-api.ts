@@ -1,10 +1,12 @@
 // POST /v2/circuits, GET /v2/circuits, GET|DELETE /v2/circuits/{id}, PUT /v2/workers/{authority},
-// GET /v2/health (no token), and a problem+json answer for every other route.
+// GET /v2/health and GET /v2/ui (the status page; no token for either), and a problem+json answer
+// for every other route.
 import httpRouterHandler from '@middy/http-router';
 import { httpHandler, json, type HttpFn } from '../lib/http/handler.js';
 import { HttpProblem } from '../lib/http/problem.js';
 import { authorityParam, circuitIdParam, createCircuitBody, listQuery, locksQuery, noQuery, transitionsQuery, workerBody } from '../lib/http/requests.js';
 import { circuitJson, syncJson, workerJson } from '../lib/http/views.js';
+import { statusPage } from '../lib/http/ui/page.js';
 import { createAndPublish } from '../lib/circuits/create.js';
 import { getCircuit, listCircuits } from '../lib/circuits/read.js';
 import { requestUnload } from '../lib/circuits/unload.js';
@@ -75,6 +77,12 @@ const locks: HttpFn = async (event, { inv }) => json(200, { locks: await circuit
 
 const transitions: HttpFn = async (event, { inv }) => json(200, { transitions: await healthTransitions(inv.rt, transitionsQuery(event)) });
 
+/** The operator's status page: static, so no token; a query string is refused (never put the token in a URL). */
+const ui: HttpFn = async (event) => {
+  noQuery(event);
+  return statusPage();
+};
+
 const ROUTES = [
   { method: 'POST', path: '/v2/circuits', handler: create },
   { method: 'GET', path: '/v2/circuits', handler: list },
@@ -85,6 +93,7 @@ const ROUTES = [
   { method: 'GET', path: '/v2/status', handler: status },
   { method: 'GET', path: '/v2/locks', handler: locks },
   { method: 'GET', path: '/v2/transitions', handler: transitions },
+  { method: 'GET', path: '/v2/ui', handler: ui },
 ] as const;
 
 const pattern = (path: string) => new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`);
@@ -101,4 +110,4 @@ const noRoute = ({ method, path }: { method: string; path: string }): never => {
 
 const router = httpRouterHandler({ routes: ROUTES.map((r) => ({ ...r })), notFoundResponse: noRoute } as never) as unknown as HttpFn;
 
-export const handler = httpHandler(router, { isPublic: (method, path) => method === 'GET' && path === '/v2/health' });
+export const handler = httpHandler(router, { isPublic: (method, path) => method === 'GET' && (path === '/v2/health' || path === '/v2/ui') });

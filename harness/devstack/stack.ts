@@ -167,6 +167,7 @@ console.log(`
   circuitry is running on 127.0.0.1
     API         ${apiUrl}   (try: curl -H "Authorization: Bearer ${token}" ${apiUrl}/v2/circuits)
     dev token   ${token}
+    status page ${apiUrl}/v2/ui   (open it in a browser and sign in with the dev token)
     etcd        ${services.etcd.endpoint}   (Traefik root: ${env.TRAEFIK_ROOT ?? 'traefik'}/worker_<authority>)
     schedule    scheduled-health every minute (serverless-offline); on demand: curl -X POST ${eventBridge.url}/_local/fire-schedule
   In another terminal: npm run demo.   Ctrl-C stops everything.

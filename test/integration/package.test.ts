@@ -28,6 +28,7 @@ const ROUTES = [
   'GET /v2/locks',
   'GET /v2/status',
   'GET /v2/transitions',
+  'GET /v2/ui',
   'POST /v2/circuits',
   'PUT /v2/circuits/{id}/routes',
   'PUT /v2/workers/{authority}',
