@@ -286,6 +286,17 @@ export const API: readonly RouteSpec[] = [
     query: z.object({ limit: z.string().regex(/^\d{1,4}$/).optional().describe('1..1000, default 100'), circuitId: uuidSchema.optional() }),
     responses: { 200: { description: 'the transitions', schema: transitionsSchema }, ...common(true, false) },
   },
+  {
+    method: 'GET',
+    path: '/v2/ui',
+    operationId: 'statusPage',
+    summary: "The operator's status page (HTML; it asks for the token and calls the routes above with it)",
+    auth: false,
+    responses: {
+      200: { description: 'the page, with a Content-Security-Policy that allows only its own script and style', schema: z.string(), contentType: 'text/html' },
+      400: problem('a query string (a token must never be put in the URL)'),
+    },
+  },
 ];
 
 /** Any other method on a known path (405 with Allow) or any unknown path (404): problem+json. */
