@@ -24,6 +24,7 @@ const SCRIPTS: Array<[string, RegExp]> = [
   ['migrate', /npm run migrate/],
   ['bench', /npm run bench/],
   ['bench:health', /npm run bench:health/],
+  ['bench:state', /npm run bench:state/],
   ['chaos', /npm run chaos/],
   ['fuzz', /npm run fuzz/],
   ['charts', /npm run charts/],
