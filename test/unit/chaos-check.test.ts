@@ -247,6 +247,22 @@ describe('chaos checkers: I1, I3, I4 over a history', () => {
     expect(lockRev).toBeGreaterThan(0);
   });
 
+  it('I3: the intermediate steps of a staged apply are attributed to the lock key they advance', () => {
+    const h = new History();
+    const lockRev = h.txn([['put', lockKey(C, 'b1'), '']]);
+    const keys = [...render(C, [A])];
+    // Step 1 adds half the keys and rewrites its lock key (its version advances), the last step the rest + meta + release.
+    h.txn([...keys.slice(0, 3).map(([k, v]) => ['put', k, v] as ['put', string, string]), ['put', lockKey(C, 'b1'), '']]);
+    h.txn([...keys.slice(3).map(([k, v]) => ['put', k, v] as ['put', string, string]), ['put', metaKey(C), meta(1, false, `b1@${lockRev}`)], ['del', lockKey(C, 'b1')]]);
+    expect(checkHistory(L, h.events, [gen(C, 1, [A])]).violations).toEqual([]);
+    // The same step by a key that is not the owner is not fenced.
+    const g = new History();
+    g.txn([['put', lockKey(C, 'e1'), '']]);
+    g.txn([['put', lockKey(C, 'b1'), '']]);
+    g.txn([...keys.slice(0, 3).map(([k, v]) => ['put', k, v] as ['put', string, string]), ['put', lockKey(C, 'b1'), '']]);
+    expect(rules(checkHistory(L, g.events, [gen(C, 1, [A])]))).toContain('I3/lock-not-held');
+  });
+
   it('I4: a meta write whose keys are not that generation (half a change)', () => {
     const h = new History();
     h.fenced(C, 'a1', 1, [A, B]);
