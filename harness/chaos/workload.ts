@@ -174,11 +174,14 @@ export function planFaults(
 ): PlannedFault[] {
   const r = rngFor(seed, 'faults');
   const out: Omit<PlannedFault, 'n'>[] = [];
+  const end = 1 - Math.min(0.05, 20 / Math.max(1, ops));
   for (const kind of FAULT_KINDS) {
     const c = counts[kind];
     for (let k = 0; k < c; k++) {
-      // Spread evenly (with jitter) over 3%..95% of the run, so faults keep coming until the end.
-      const frac = 0.03 + (0.92 * (k + r.next())) / Math.max(1, c);
+      // Spread evenly (with jitter) over 3% of the run up to its last 20 operations (at most 95%
+      // for short runs), so faults keep coming until the end and "converged after the last fault"
+      // measures convergence, not the fault-free tail of the workload.
+      const frac = 0.03 + ((end - 0.03) * (k + r.next())) / Math.max(1, c);
       out.push({
         kind,
         atOps: Math.max(1, Math.floor(frac * ops)),

@@ -407,6 +407,11 @@ describe('chaos harness: options and seeded plans', () => {
     expect(cluster.filter((f) => !['leader-kill', 'partition', 'pg-restart'].includes(f.kind)).map(({ n: _n, ...f }) => f)).toEqual(plan.map(({ n: _n, ...f }) => f));
     expect(cluster.filter((f) => f.kind === 'partition').every((f) => f.variant !== undefined && f.durationMs >= 1000 && f.durationMs <= 4000)).toBe(true);
     expect(cluster.filter((f) => f.kind === 'leader-kill').every((f) => f.durationMs >= 300 && f.durationMs <= 3000)).toBe(true);
+    // Faults come until the last 20 operations of a long run (a short one keeps its last 5% free).
+    const long = planFaults('x', 10_000, parseOptions(['--etcd-members', '3', '--seed', 'x']).counts, 4, 2000);
+    expect(Math.max(...long.map((f) => f.atOps))).toBeGreaterThanOrEqual(9_890);
+    expect(Math.max(...long.map((f) => f.atOps))).toBeLessThanOrEqual(9_980);
+    expect(Math.max(...plan.map((f) => f.atOps))).toBeLessThanOrEqual(950);
     expect(plan.filter((f) => f.kind === 'pause').every((f) => f.durationMs > 2000)).toBe(true);
     expect(plan.every((f, i) => i === 0 || plan[i - 1]!.atOps <= f.atOps)).toBe(true);
   });
