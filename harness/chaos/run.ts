@@ -475,7 +475,7 @@ class ChaosRun {
           const notes: string[] = [];
           let victim: number | null = null;
           try {
-            victim = await cluster.waitForLeader(5000);
+            victim = await cluster.waitForLeader(15_000);
             const m = cluster.members[victim]!;
             rec.pid = m.pid;
             rec.start = now();
@@ -505,7 +505,7 @@ class ChaosRun {
         this.etcdFault = `partition (${variant})`;
         this.etcdBusy = (async () => {
           try {
-            const leader = await cluster.waitForLeader(5000);
+            const leader = await cluster.waitForLeader(15_000);
             const followers = cluster.members.map((_, i) => i).filter((i) => i !== leader);
             const target = variant === 'isolate-follower' ? followers[f.target % followers.length]! : leader;
             rec.start = now();
