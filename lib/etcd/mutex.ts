@@ -243,7 +243,7 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
       const predecessor = pred.kvs[0];
       if (predecessor === undefined) break;
       await failpoint('mutex.beforeWatch', { predecessor: kvKey(predecessor), key });
-      await waitForDelete(etcd, kvKey(predecessor), BigInt(pred.header.revision) + 1n, until, opts.rpcTimeoutMs);
+      await waitForDelete(etcd, kvKey(predecessor), predecessor.create_revision, BigInt(pred.header.revision) + 1n, until, opts.rpcTimeoutMs);
     }
     // We are first in line. Our key may still have expired while we waited: re-check it and take
     // the epoch and the caller's reads in the same transaction, now that we own the lock.
@@ -278,7 +278,7 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
  */
 export const WAITER_POLL_MS = 1000;
 
-function waitForDelete(etcd: Etcd3, key: string, fromRevision: bigint, until: number, rpcTimeoutMs: number): Promise<void> {
+function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRevision: bigint, until: number, rpcTimeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     let pollTimer: NodeJS.Timeout | undefined;
@@ -297,8 +297,9 @@ function waitForDelete(etcd: Etcd3, key: string, fromRevision: bigint, until: nu
     );
     const poll = (): void => {
       pollTimer = setTimeout(() => {
-        etcd.kv.range({ key: enc(key), count_only: true }, deadline(rpcTimeoutMs)).then(
-          (r) => (Number(r.count) === 0 ? finish() : settled || poll()),
+        // Gone, or gone and put again by its session (a later create revision: not ahead of us).
+        etcd.kv.range({ key: enc(key), keys_only: true }, deadline(rpcTimeoutMs)).then(
+          (r) => (r.kvs[0]?.create_revision !== createRevision ? finish() : settled || poll()),
           () => settled || poll(),
         );
       }, WAITER_POLL_MS);
