@@ -68,7 +68,7 @@ export class Invocation {
       if (s !== undefined && !s.lost) return s;
       this.session$ = undefined;
     }
-    this.session$ = Session.open(this.rt.etcd, this.rt.config.lockTtlSeconds).catch((err: unknown) => {
+    this.session$ = Session.open(this.rt.etcd, this.rt.config.lockTtlSeconds, this.rt.config.etcd.timeoutMs).catch((err: unknown) => {
       throw etcdFailure(err);
     });
     return this.session$;

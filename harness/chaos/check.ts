@@ -29,7 +29,8 @@
 // I3 Fencing. Every revision that writes a traefik key of C or meta(C) is attributed to a writer:
 //   the `writer` field "<leaseHex>@<lockCreateRevision>" of the meta(C) put in the same revision,
 //   or else the lock key of C deleted in the same revision (apply-and-release without meta, e.g.
-//   orphan removal). Then in S_{r-1} the key <metaPrefix>/locks/<C>/<leaseHex> must exist with that
+//   orphan removal), or else the lock key of C rewritten in the same revision (an intermediate
+//   step of a staged apply advances its writer's lock key). Then in S_{r-1} the key <metaPrefix>/locks/<C>/<leaseHex> must exist with that
 //   create revision and be the lowest create revision under locks(C) (I3/lock-not-held); a write
 //   that cannot be attributed is I3/unattributed.
 // I4 Atomic, exact view. After a revision that puts meta(C) at generation g, the traefik keys of
@@ -247,13 +248,15 @@ export function checkHistory(
       traefikEvents: number;
       metaPut: { ev: HistEvent; meta: MetaValue | null } | null;
       lockDeletes: string[];
+      /** Lock keys of C that existed before and are rewritten here (a staged apply's step). */
+      lockTouches: string[];
       preServers: Set<string>;
     }
     const touched = new Map<string, Touch>();
     const touch = (c: string): Touch => {
       let t = touched.get(c);
       if (t === undefined) {
-        t = { traefikPuts: [], traefikEvents: 0, metaPut: null, lockDeletes: [], preServers: serversOf(c) };
+        t = { traefikPuts: [], traefikEvents: 0, metaPut: null, lockDeletes: [], lockTouches: [], preServers: serversOf(c) };
         touched.set(c, t);
       }
       return t;
@@ -268,9 +271,9 @@ export function checkHistory(
       } else if (k.kind === 'meta' && ev.type === 'put') {
         touch(k.circuitId).metaPut = { ev, meta: parseMeta(ev.value) };
       } else if (k.kind === 'lock' && ev.type === 'delete') {
-        const t = touched.get(k.circuitId);
-        if (t) t.lockDeletes.push(k.leaseHex);
-        else touch(k.circuitId).lockDeletes.push(k.leaseHex);
+        touch(k.circuitId).lockDeletes.push(k.leaseHex);
+      } else if (k.kind === 'lock' && ev.type === 'put' && state.has(ev.key)) {
+        touch(k.circuitId).lockTouches.push(k.leaseHex);
       }
     });
 
@@ -281,8 +284,8 @@ export function checkHistory(
       let writer: { leaseHex: string; createRevision: number } | null = null;
       if (t.metaPut !== null) {
         writer = t.metaPut.meta ? parseWriter(t.metaPut.meta.writer) : null;
-      } else if (t.lockDeletes.length > 0) {
-        const hex = t.lockDeletes[0]!;
+      } else if (t.lockDeletes.length > 0 || t.lockTouches.length > 0) {
+        const hex = (t.lockDeletes[0] ?? t.lockTouches[0])!;
         const kv = state.get(lockKeyOf(c, hex));
         if (kv) writer = { leaseHex: hex, createRevision: kv.create };
       }

@@ -2,7 +2,7 @@
 // the option. Pure: parseOptions throws a UsageError, the CLI prints it.
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { FAULT_COUNTS, FAULT_KINDS, type FaultKind } from './workload.js';
+import { FAULT_COUNTS, FAULT_KINDS, MIN_MEMBERS, type FaultKind } from './workload.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -16,6 +16,8 @@ export interface Options {
   ops: number;
   procs: number;
   lanes: number;
+  /** 1: one etcd (startServices); 3, 5, …: a cluster (startEtcdCluster) behind fault proxies. */
+  etcdMembers: number;
   seed: string;
   faults: FaultKind[];
   counts: Record<FaultKind, number>;
@@ -42,13 +44,24 @@ Options:
   --procs P            worker processes (default 4)
   --lanes L            operations in flight per worker process (default 2)
   --seed S             seed (default: random); the same seed replays the same operations and faults
-  --faults LIST        comma-separated: ${FAULT_KINDS.join(',')}, or none (default: all)
+  --etcd-members N     etcd members: 1 (default) or a cluster of 3, 5 or 7 on 127.0.0.1, each
+                       behind a fault proxy; the workers get every member's endpoint
+  --faults LIST        comma-separated: ${FAULT_KINDS.join(',')}, or none
+                       (default: every kind the etcd topology allows; leader-kill and partition
+                       need --etcd-members 3 or more)
   --pauses N           pause faults (SIGSTOP > LOCK_TTL_SECONDS, then SIGCONT) (default 1.2% of ops);
                        half are armed at a statement under a lock (before it: the lock expires first)
   --kills N            kill faults (SIGKILL mid-operation, replacement started) (default 0.6% of ops)
   --etcd-restarts N    etcd restarts (same port and data) (default max(1, 0.04% of ops))
   --db-drops N         dropped database connections (default 0.2% of ops)
   --dropped-unloads N  accepted DELETEs whose CircuitUnloadRequested is never delivered (default 0.3% of ops)
+  --leader-kills N     SIGKILL of the etcd leader, restarted with its data 0.3-3 s later
+                       (default max(1, 0.05% of ops))
+  --partitions N       partitions of 1-4 s through the fault proxies: the leader or a follower
+                       isolated from its peers (clients still reach it), or the clients cut from
+                       the leader (default max(1, 0.08% of ops))
+  --pg-restarts N      PostgreSQL restarts (fast shutdown) while statements are in flight
+                       (default max(1, 0.04% of ops))
   --strategy S         circuitry (default), or a negative control that must report violations:
                        naive (the reference system's write path) or unfenced-reads (lock holders
                        that only read do not advance the database fence)
@@ -68,7 +81,7 @@ violation-<n>.json with the minimal slice of history that shows it and the comma
 Exit status: 0 when the run met its expectation (circuitry: no violation; naive: at least one),
 1 when it did not, 2 for a usage or harness error.`;
 
-const INT_OPTS = ['ops', 'procs', 'lanes', ...FAULT_KINDS.map((k) => FAULT_COUNTS[k].option), 'circuits', 'backends', 'lock-ttl', 'time-limit'] as const;
+const INT_OPTS = ['ops', 'procs', 'lanes', 'etcd-members', ...FAULT_KINDS.map((k) => FAULT_COUNTS[k].option), 'circuits', 'backends', 'lock-ttl', 'time-limit'] as const;
 
 function int(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
@@ -110,12 +123,20 @@ export function parseOptions(argv: readonly string[]): Options {
   const seed = s('seed') ?? randomBytes(4).toString('hex');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(seed)) throw new UsageError(`--seed must be 1-64 characters of [A-Za-z0-9_.-], got "${seed}"`);
 
-  const faultsRaw = s('faults') ?? FAULT_KINDS.join(',');
+  const etcdMembers = s('etcd-members') !== undefined ? int('etcd-members', s('etcd-members')!, 1, 7) : 1;
+  if (etcdMembers !== 1 && etcdMembers % 2 === 0) {
+    throw new UsageError(`--etcd-members must be 1 or an odd number (a cluster of ${etcdMembers} tolerates no more failures than one of ${etcdMembers - 1}), got ${etcdMembers}`);
+  }
+  const allowed = (k: FaultKind): boolean => etcdMembers >= (MIN_MEMBERS[k] ?? 1);
+  const faultsRaw = s('faults') ?? FAULT_KINDS.filter(allowed).join(',');
   const faults: FaultKind[] = [];
   if (faultsRaw !== 'none') {
     for (const f of faultsRaw.split(',').map((x) => x.trim()).filter(Boolean)) {
       if (!(FAULT_KINDS as readonly string[]).includes(f)) {
         throw new UsageError(`--faults: unknown fault "${f}" (known: ${FAULT_KINDS.join(', ')}, or none)`);
+      }
+      if (!allowed(f as FaultKind)) {
+        throw new UsageError(`--faults: "${f}" needs --etcd-members ${MIN_MEMBERS[f as FaultKind]} or more (got ${etcdMembers})`);
       }
       if (!faults.includes(f as FaultKind)) faults.push(f as FaultKind);
     }
@@ -126,6 +147,7 @@ export function parseOptions(argv: readonly string[]): Options {
     const opt = FAULT_COUNTS[k].option;
     const raw = s(opt);
     const n = raw !== undefined ? int(opt, raw, 0, 100_000) : FAULT_COUNTS[k].default(ops);
+    if (raw !== undefined && n > 0 && !allowed(k)) throw new UsageError(`--${opt} needs --etcd-members ${MIN_MEMBERS[k]} or more (got ${etcdMembers})`);
     if (raw !== undefined && n > 0 && !faults.includes(k)) throw new UsageError(`--${opt} ${n} given but "${k}" is not in --faults`);
     counts[k] = faults.includes(k) ? n : 0;
   }
@@ -142,6 +164,7 @@ export function parseOptions(argv: readonly string[]): Options {
     ops,
     procs,
     lanes,
+    etcdMembers,
     seed,
     faults,
     counts,
@@ -162,6 +185,7 @@ export function replayCommand(o: Options): string {
   const parts = ['npm run chaos --', `--ops ${o.ops}`, `--procs ${o.procs}`, `--seed ${o.seed}`, `--faults ${o.faults.length ? o.faults.join(',') : 'none'}`, `--strategy ${o.strategy}`];
   const extra: Array<[string, string]> = [
     ['lanes', String(o.lanes)],
+    ['etcd-members', String(o.etcdMembers)],
     ['circuits', String(o.circuits)],
     ['backends', String(o.backends)],
     ['lock-ttl', String(o.lockTtlSeconds)],

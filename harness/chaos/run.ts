@@ -1,11 +1,14 @@
-// `npm run chaos`: the chaos harness's coordinator (issue 5). It
-//   1. starts its own etcd + PostgreSQL (+ the WebSocket proxy), migrates, installs the generation
-//      recorder, starts fake backends whose health flips, registers two workers,
+// `npm run chaos`: the chaos harness's coordinator (issues 5 and 15). It
+//   1. starts its own etcd (one member, or a cluster of --etcd-members behind fault proxies) +
+//      PostgreSQL (+ the WebSocket proxy), migrates, installs the generation recorder, starts fake
+//      backends whose health flips, registers two workers,
 //   2. runs P worker processes (worker.ts) that issue the seeded operations through the real
 //      handlers, and injects the seeded faults (pause, kill, etcd restart, dropped database
-//      connections), logging each with its time and target,
-//   3. when the workload is done: waits out the leases of killed workers, runs ONE sweep, checks
-//      convergence (I2), reads back the complete etcd history and checks it (I1, I3, I4) and the
+//      connections, dropped unload events, etcd leader kill, network partition, PostgreSQL
+//      restart), logging each with its time and target,
+//   3. when the workload is done: heals every fault, waits out the leases of killed workers, runs
+//      ONE sweep, checks convergence (I2), reads back the complete etcd history (on a cluster:
+//      from one member, compared with every other) and checks it (I1, I3, I4, I5, I6) and the
 //      responses (R),
 //   4. writes summary.json, the logs and one slice per violation, prints the summary table.
 // Run `npm run chaos -- --help` for the options.
@@ -42,6 +45,7 @@ import {
   type Violation,
 } from './check.js';
 import type { Services } from '../devstack/services.js';
+import type { EtcdCluster } from '../devstack/etcd-cluster.js';
 import { fmtMs, sliceFor, table, type FaultRecord, type OpLogRecord } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,7 +100,14 @@ class ChaosRun {
   private spawned = 0;
   private harnessErrors: string[] = [];
   private faultsFd = -1;
-  private services!: Services;
+  private services!: Services<boolean, true>;
+  /** The etcd cluster (--etcd-members > 1); null with one etcd (services.etcd). */
+  private cluster: EtcdCluster | null = null;
+  /** What the etcd fault in progress is doing (progress line), while etcdBusy. */
+  private etcdFault = '';
+  private pgBusy: Promise<void> | null = null;
+  /** The coordinator's database pool (set once migrated). */
+  private db: { query: <R>(text: string, params?: unknown[]) => Promise<{ rows: R[] }> } | null = null;
   private backends!: Backends;
   private lastProgress = 0;
 
@@ -123,7 +134,7 @@ class ChaosRun {
     return (
       `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${this.opsDone}/${this.o.ops} ops` +
       ` | ${FAULT_KINDS.filter((k) => this.o.counts[k] > 0).map((k) => `${k} ${f[k]}`).join(' ')}` +
-      ` | ${errs} errors | ${fmtMs(now() - this.started)}${paused.length ? ` | paused ${paused.join(',')}` : ''}${this.etcdBusy ? ' | etcd down' : ''}`
+      ` | ${errs} errors | ${fmtMs(now() - this.started)}${paused.length ? ` | paused ${paused.join(',')}` : ''}${this.etcdBusy ? ` | ${this.etcdFault}` : ''}${this.pgBusy ? ' | postgres restarting' : ''}`
     );
   }
 
@@ -429,20 +440,112 @@ class ChaosRun {
       }
       case 'etcd-restart': {
         if (this.etcdBusy !== null) return false;
-        const rec = this.recordFault({ n: f.n, kind: 'etcd-restart', how: 'service', pid: this.services.etcd.pid, start: now() });
+        const cluster = this.cluster;
+        const single = this.services.etcd;
+        const rec = this.recordFault({ n: f.n, kind: 'etcd-restart', how: 'service', pid: single?.pid ?? -1, start: now() });
+        this.etcdFault = cluster ? 'etcd cluster down' : 'etcd down';
         this.etcdBusy = (async () => {
           try {
-            await this.services.etcd.stop();
+            // A cluster restarts whole: every member stopped, then every member started (none can
+            // become healthy before a quorum is up).
+            if (cluster) await Promise.all(cluster.members.map((m) => m.stop()));
+            else await single!.stop();
             await sleep(f.durationMs);
-            await this.services.etcd.start();
+            if (cluster) await Promise.all(cluster.members.map((m) => m.start()));
+            else await single!.start();
           } catch (err) {
             this.harnessErrors.push(`etcd restart ${f.n}: ${(err as Error).message}`);
-            await this.services.etcd.start().catch(() => {});
+            if (cluster) await Promise.all(cluster.members.map((m) => m.start().catch(() => {})));
+            else await single!.start().catch(() => {});
           } finally {
             rec.end = now();
-            rec.note = `down ${rec.end - rec.start} ms, new pid ${this.services.etcd.pid}`;
+            rec.note = `down ${rec.end - rec.start} ms, new pid(s) ${cluster ? cluster.members.map((m) => m.pid).join(',') : single!.pid}`;
             this.flushFault(rec);
             this.etcdBusy = null;
+          }
+        })();
+        return true;
+      }
+      case 'leader-kill': {
+        const cluster = this.cluster;
+        if (this.etcdBusy !== null || cluster === null) return false;
+        const rec = this.recordFault({ n: f.n, kind: 'leader-kill', how: 'service', start: now() });
+        this.etcdFault = 'etcd leader killed';
+        this.etcdBusy = (async () => {
+          const notes: string[] = [];
+          let victim: number | null = null;
+          try {
+            victim = await cluster.waitForLeader(15_000);
+            const m = cluster.members[victim]!;
+            rec.pid = m.pid;
+            rec.start = now();
+            await m.kill(); // SIGKILL: no graceful leadership transfer
+            const next = await cluster.waitForLeader(10_000, { not: victim }).catch(() => null);
+            notes.push(`${m.name} killed (leader, pid ${rec.pid}); ${next === null ? 'no new leader within 10 s' : `${cluster.members[next]!.name} leads after ${now() - rec.start} ms`}`);
+            await sleep(Math.max(0, f.durationMs - (now() - rec.start)));
+            await m.start(); // with its data, on the same ports
+            notes.push(`restarted after ${now() - rec.start} ms (pid ${m.pid})`);
+          } catch (err) {
+            this.harnessErrors.push(`leader kill ${f.n}: ${(err as Error).message}`);
+            if (victim !== null) await cluster.members[victim]!.start().catch(() => {});
+          } finally {
+            rec.end = now();
+            rec.note = notes.join('; ');
+            this.flushFault(rec);
+            this.etcdBusy = null;
+          }
+        })();
+        return true;
+      }
+      case 'partition': {
+        const cluster = this.cluster;
+        if (this.etcdBusy !== null || cluster === null) return false;
+        const variant = f.variant ?? 'isolate-follower';
+        const rec = this.recordFault({ n: f.n, kind: 'partition', how: variant, start: now() });
+        this.etcdFault = `partition (${variant})`;
+        this.etcdBusy = (async () => {
+          try {
+            const leader = await cluster.waitForLeader(15_000);
+            const followers = cluster.members.map((_, i) => i).filter((i) => i !== leader);
+            const target = variant === 'isolate-follower' ? followers[f.target % followers.length]! : leader;
+            rec.start = now();
+            // Clients still reach an isolated member: it can answer nothing that needs a quorum.
+            if (variant === 'clients-from-leader') cluster.partitionClientsFrom(target);
+            else cluster.isolate(target);
+            rec.note = `${cluster.members[target]!.name} (${target === leader ? 'leader' : 'follower'}) ${variant === 'clients-from-leader' ? 'cut from the clients' : 'isolated from its peers'} for ${f.durationMs} ms`;
+            await sleep(f.durationMs);
+          } catch (err) {
+            this.harnessErrors.push(`partition ${f.n}: ${(err as Error).message}`);
+          } finally {
+            cluster.heal();
+            rec.end = now();
+            this.flushFault(rec);
+            this.etcdBusy = null;
+          }
+        })();
+        return true;
+      }
+      case 'pg-restart': {
+        if (this.pgBusy !== null) return false;
+        const rec = this.recordFault({ n: f.n, kind: 'pg-restart', how: 'fast', pid: this.services.postgres.pid, start: now() });
+        this.pgBusy = (async () => {
+          try {
+            // Restart while workers' statements are running (waiting at most 500 ms for one).
+            let active = 0;
+            for (let t = now(); now() - t < 500; await sleep(10)) {
+              active = await this.activeStatements().catch(() => 0);
+              if (active > 0) break;
+            }
+            rec.start = now();
+            await this.services.postgres.restart({ mode: 'fast' });
+            rec.note = `${active} statement(s) active; down ${now() - rec.start} ms, new pid ${this.services.postgres.pid}`;
+          } catch (err) {
+            this.harnessErrors.push(`postgres restart ${f.n}: ${(err as Error).message}`);
+            await this.services.postgres.start().catch(() => {});
+          } finally {
+            rec.end = now();
+            this.flushFault(rec);
+            this.pgBusy = null;
           }
         })();
         return true;
@@ -462,6 +565,33 @@ class ChaosRun {
         return true;
       }
     }
+  }
+
+  /**
+   * After the workload: every partition healed, every member running, a leader, and every member
+   * at the same revision (so any of them can be read for the history).
+   */
+  private async healEverything(): Promise<{ leader: string; revision: number; ms: number } | null> {
+    const cluster = this.cluster;
+    if (cluster === null) return null;
+    const t0 = now();
+    cluster.heal();
+    for (const m of cluster.members) if (!m.isRunning) await m.start();
+    const leader = await cluster.waitForLeader(20_000);
+    for (;;) {
+      const revs = await Promise.all(cluster.members.map((_, i) => cluster.status(i, 1000).then((st) => st.revision, () => -1)));
+      if (revs.every((r) => r >= 0 && r === revs[0])) return { leader: cluster.members[leader]!.name, revision: revs[0]!, ms: now() - t0 };
+      if (now() - t0 > 30_000) throw new Error(`etcd members did not converge to one revision: ${revs.join(', ')}`);
+      await sleep(50);
+    }
+  }
+
+  /** Statements the workers are running now (pg_stat_activity, our own excluded). */
+  private async activeStatements(): Promise<number> {
+    const r = await this.db!.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    );
+    return Number(r.rows[0]?.n ?? 0);
   }
 
   private tickFaults(): void {
@@ -491,7 +621,16 @@ class ChaosRun {
 
     const { startServices } = await import('../devstack/services.js');
     const servicesLog = fs.openSync(path.join(this.outDir, 'services.log'), 'a');
-    this.services = await startServices({ log: (l) => fs.writeSync(servicesLog, `${new Date().toISOString()} ${l}\n`) });
+    const logService = (l: string): void => void fs.writeSync(servicesLog, `${new Date().toISOString()} ${l}\n`);
+    this.services = await startServices({ etcd: o.etcdMembers === 1, log: logService });
+    if (o.etcdMembers > 1) {
+      const { startEtcdCluster } = await import('../devstack/etcd-cluster.js');
+      this.cluster = await startEtcdCluster({ size: o.etcdMembers, log: logService }).catch(async (err: unknown) => {
+        await this.services.stop().catch(() => {});
+        throw err;
+      });
+      this.log(`etcd: ${o.etcdMembers} members behind fault proxies (${this.cluster.endpoints.join(',')})`);
+    }
     const cleanup = () => {
       for (const s of this.slots) if (s.proc !== null) { try { process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ } }
     };
@@ -502,6 +641,7 @@ class ChaosRun {
       cleanup();
       await this.backends?.close().catch(() => {});
       for (const c of this.closers) await c().catch(() => {});
+      await this.cluster?.stop().catch(() => {});
       await this.services.stop().catch(() => {});
       fs.closeSync(servicesLog);
       fs.closeSync(this.faultsFd);
@@ -517,6 +657,9 @@ class ChaosRun {
     this.closers.push(() => eventBridge.close());
     Object.assign(process.env, {
       ...this.services.env,
+      // On a cluster the workers (and this coordinator's own runtime) get every member, through
+      // the fault proxies that partitions cut.
+      ...(this.cluster ? { ETCD_ENDPOINTS: this.cluster.endpoints.join(',') } : {}),
       API_TOKENS: API_TOKEN,
       TRAEFIK_ROOT,
       META_PREFIX,
@@ -545,6 +688,7 @@ class ChaosRun {
     const { HISTORY_TRIGGER_SQL, currentRevision, markEnd, readHistory, readPrefix, readGenerations } = await import('./history.js');
     const rt = getRuntime();
     const db = rt.db;
+    this.db = db;
     await db.query(HISTORY_TRIGGER_SQL);
     this.backends = await startBackends(o.seed, o.backends);
 
@@ -601,6 +745,8 @@ class ChaosRun {
     if (!o.quiet && process.stderr.isTTY) process.stderr.write('\n');
     const workloadEnd = now();
     if (this.etcdBusy) await this.etcdBusy;
+    if (this.pgBusy) await this.pgBusy;
+    const healed = await this.healEverything();
     const executed = this.faultCounts();
     const unexecuted = this.plan.length - this.nextFault;
 
@@ -651,7 +797,32 @@ class ChaosRun {
 
     // ---- the recorded history ----
     const endRevision = await markEnd(rt.etcd);
-    const events = await readHistory(rt.etcd, endRevision);
+    // On a cluster, the history is read from one member's own port (everything healed, every
+    // member caught up) and every other member must hold the very same history.
+    const { Etcd3 } = await import('etcd3');
+    const reader = (endpoint: string) => new Etcd3({ hosts: endpoint, dialTimeout: 5000 });
+    const endpoints = this.cluster ? this.cluster.directEndpoints : [null];
+    const historyReader = endpoints[0] === null ? rt.etcd : reader(endpoints[0]!);
+    const events = await readHistory(historyReader, endRevision);
+    if (historyReader !== rt.etcd) historyReader.close();
+    const memberHistories: Array<{ member: string; events: number; sameAsFirst: boolean }> = [];
+    for (const [i, endpoint] of endpoints.entries()) {
+      if (endpoint === null) continue;
+      const name = this.cluster!.members[i]!.name;
+      if (i === 0) {
+        memberHistories.push({ member: name, events: events.length, sameAsFirst: true });
+        continue;
+      }
+      const other = reader(endpoint);
+      try {
+        const theirs = await readHistory(other, endRevision);
+        const same = theirs.length === events.length && theirs.every((e, n) => JSON.stringify(e) === JSON.stringify(events[n]));
+        memberHistories.push({ member: name, events: theirs.length, sameAsFirst: same });
+        if (!same) this.harnessErrors.push(`etcd member ${name} holds another history than ${this.cluster!.members[0]!.name} (${theirs.length} vs ${events.length} events)`);
+      } finally {
+        other.close();
+      }
+    }
     fs.writeFileSync(path.join(this.outDir, 'history.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
     const gens = await readGenerations(db);
     const generations: GenerationRecord[] = gens.map((g) => {
@@ -798,6 +969,12 @@ class ChaosRun {
         lockKeysLeft: after.locks.size,
       },
       history: { startRevision, endRevision, ...history.stats, generations: generations.length },
+      etcd: {
+        members: o.etcdMembers,
+        // After the workload: healed, every member running and at one revision.
+        ...(healed ? { healedAfterWorkloadMs: Math.round(healed.ms), leaderAtEnd: healed.leader } : {}),
+        historyPerMember: memberHistories,
+      },
       fencingEpochs: epochs.map((e) => ({ epoch: Number(e.epoch), startedAtRevision: Number(e.started_revision), reason: e.reason })),
       fencing: {
         // A paused or stale writer whose transaction etcd refused (the fence at work), and writes
@@ -856,6 +1033,8 @@ class ChaosRun {
     violations: { total: number; byInvariant: Record<Invariant, number>; byRule: Record<string, number>; files: string[] };
     convergence: { converged: boolean; afterLastFaultMs: number | null; afterWorkloadMs: number | null; sweepMs: number; beforeSweep: { differingCircuits: number } };
     history: { revisions: number; events: number; lockAcquisitions: number; tombstones: number };
+    etcd: { members: number; historyPerMember: Array<{ member: string; events: number; sameAsFirst: boolean }> };
+    settings: { plannedFaults: Record<FaultKind, number> };
     harnessErrors: string[];
   }): string {
     const statuses = ['ok', 'ok-not-applied', 'noop', 'partial', 'conflict', 'not-found', 'unavailable', 'not-applied', 'skipped', 'error', 'killed'];
@@ -872,7 +1051,7 @@ class ChaosRun {
       table([...opRows, totals], ['operation', 'total', ...statuses, 'other']),
       '',
       table(
-        FAULT_KINDS.map((k) => [k, s.faults.executed[k], Object.entries(s.faults.byHow[k] ?? {}).map(([h, n]) => `${h} ${n}`).join(', ')]),
+        FAULT_KINDS.filter((k) => s.faults.executed[k] > 0 || s.settings.plannedFaults[k] > 0).map((k) => [k, s.faults.executed[k], Object.entries(s.faults.byHow[k] ?? {}).map(([h, n]) => `${h} ${n}`).join(', ')]),
         ['fault', 'count', 'how'],
       ),
       '',
@@ -895,6 +1074,9 @@ class ChaosRun {
         ['  of which the final sweep', fmtMs(s.convergence.sweepMs)],
         ['circuits differing before the sweep', String(s.convergence.beforeSweep.differingCircuits)],
         ['etcd history', `${s.history.revisions} revisions, ${s.history.events} events, ${s.history.lockAcquisitions} lock keys, ${s.history.tombstones} tombstones`],
+        ...(s.etcd.members > 1
+          ? [['etcd members', `${s.etcd.members}; the history read from each: ${s.etcd.historyPerMember.every((m) => m.sameAsFirst) ? 'identical' : `DIFFERS (${s.etcd.historyPerMember.map((m) => `${m.member} ${m.events}`).join(', ')})`}`]]
+          : []),
         ['faults planned but not executed', String(s.faults.notExecuted)],
         ['output', s.outDir],
         ['replay', s.replay],

@@ -112,17 +112,29 @@ export function createBody(shape: Shape, slot: number, id: string, choices: read
 
 // ---- faults ---------------------------------------------------------------------------------------
 
-export type FaultKind = 'pause' | 'kill' | 'etcd-restart' | 'db-drop' | 'drop-unload';
-export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'etcd-restart', 'db-drop', 'drop-unload'];
+export type FaultKind = 'pause' | 'kill' | 'etcd-restart' | 'db-drop' | 'drop-unload' | 'leader-kill' | 'partition' | 'pg-restart';
+// New kinds go at the end: a plan draws its randomness kind by kind, so the plans of earlier
+// seeds stay the same when the new kinds are not asked for.
+export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'etcd-restart', 'db-drop', 'drop-unload', 'leader-kill', 'partition', 'pg-restart'];
+
+/** Kinds that need an etcd cluster (--etcd-members) of at least this size. */
+export const MIN_MEMBERS: Readonly<Partial<Record<FaultKind, number>>> = { 'leader-kill': 3, partition: 3 };
 
 /** Per fault kind: its count option and its default count for a run of `ops` operations. */
 export const FAULT_COUNTS: Readonly<Record<FaultKind, { option: string; help: string; default: (ops: number) => number }>> = {
   pause: { option: 'pauses', help: 'pause faults (SIGSTOP > LOCK_TTL_SECONDS, then SIGCONT)', default: (ops) => Math.ceil(ops * 0.012) },
   kill: { option: 'kills', help: 'kill faults (SIGKILL mid-operation, replacement started)', default: (ops) => Math.ceil(ops * 0.006) },
-  'etcd-restart': { option: 'etcd-restarts', help: 'etcd restarts (same port and data)', default: (ops) => Math.max(1, Math.ceil(ops * 0.0004)) },
+  'etcd-restart': { option: 'etcd-restarts', help: 'etcd restarts (same port and data; on a cluster every member)', default: (ops) => Math.max(1, Math.ceil(ops * 0.0004)) },
   'db-drop': { option: 'db-drops', help: 'dropped database connections', default: (ops) => Math.ceil(ops * 0.002) },
   'drop-unload': { option: 'dropped-unloads', help: 'accepted DELETEs whose CircuitUnloadRequested is never delivered', default: (ops) => Math.ceil(ops * 0.003) },
+  'leader-kill': { option: 'leader-kills', help: 'SIGKILL of the etcd leader, restarted with its data 0.3-3 s later', default: (ops) => Math.max(1, Math.ceil(ops * 0.0005)) },
+  partition: { option: 'partitions', help: 'network partitions for 1-4 s: the leader or a follower isolated from its peers, or the clients cut from the leader', default: (ops) => Math.max(1, Math.ceil(ops * 0.0008)) },
+  'pg-restart': { option: 'pg-restarts', help: 'PostgreSQL restarts (fast shutdown) while statements are in flight', default: (ops) => Math.max(1, Math.ceil(ops * 0.0004)) },
 };
+
+/** What a partition cuts. */
+export type PartitionVariant = 'isolate-leader' | 'isolate-follower' | 'clients-from-leader';
+export const PARTITION_VARIANTS: readonly PartitionVariant[] = ['isolate-leader', 'isolate-follower', 'clients-from-leader'];
 
 export interface PlannedFault {
   n: number;
@@ -144,8 +156,13 @@ export interface PlannedFault {
   where: 'before' | 'after';
   /** Preferred target worker (the next eligible one is used when it is unavailable). */
   target: number;
-  /** pause: how long the worker stays stopped; etcd-restart: how long etcd stays down. */
+  /**
+   * pause: how long the worker stays stopped; etcd-restart, leader-kill: how long etcd (the
+   * member) stays down; partition: how long it lasts.
+   */
   durationMs: number;
+  /** partition: what it cuts. */
+  variant?: PartitionVariant;
 }
 
 export function planFaults(
@@ -157,18 +174,31 @@ export function planFaults(
 ): PlannedFault[] {
   const r = rngFor(seed, 'faults');
   const out: Omit<PlannedFault, 'n'>[] = [];
+  const end = 1 - Math.min(0.05, 20 / Math.max(1, ops));
   for (const kind of FAULT_KINDS) {
     const c = counts[kind];
     for (let k = 0; k < c; k++) {
-      // Spread evenly (with jitter) over 3%..95% of the run, so faults keep coming until the end.
-      const frac = 0.03 + (0.92 * (k + r.next())) / Math.max(1, c);
+      // Spread evenly (with jitter) over 3% of the run up to its last 20 operations (at most 95%
+      // for short runs), so faults keep coming until the end and "converged after the last fault"
+      // measures convergence, not the fault-free tail of the workload.
+      const frac = 0.03 + ((end - 0.03) * (k + r.next())) / Math.max(1, c);
       out.push({
         kind,
         atOps: Math.max(1, Math.floor(frac * ops)),
         how: kind === 'pause' || kind === 'kill' ? (r.chance(0.5) ? 'armed' : 'external') : kind === 'drop-unload' ? 'armed' : 'service',
         target: r.int(0, procs - 1),
         where: r.chance(0.5) ? 'before' : 'after',
-        durationMs: kind === 'pause' ? lockTtlMs + r.int(300, 1500) : kind === 'etcd-restart' ? r.int(100, 700) : 0,
+        durationMs:
+          kind === 'pause'
+            ? lockTtlMs + r.int(300, 1500)
+            : kind === 'etcd-restart'
+              ? r.int(100, 700)
+              : kind === 'leader-kill'
+                ? r.int(300, 3000)
+                : kind === 'partition'
+                  ? r.int(1000, 4000)
+                  : 0,
+        ...(kind === 'partition' ? { variant: r.pick(PARTITION_VARIANTS) } : {}),
       });
     }
   }

@@ -10,6 +10,7 @@ import {
   GRPCGenericError,
   GRPCUnauthenticatedError,
 } from 'etcd3';
+import { isBrokenCircuitError } from 'cockatiel';
 import { CircuitryError, DependencyError, MisconfiguredError, SessionLostError } from '../errors.js';
 
 const credentialErrors = [EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdUserNotFoundError, EtcdRoleNotGrantedError, GRPCUnauthenticatedError];
@@ -23,7 +24,8 @@ export function etcdFailure(err: unknown): Error {
   if (credentialErrors.some((c) => err instanceof c)) {
     return new MisconfiguredError('the service is misconfigured: etcd refused its credentials', { cause: err });
   }
-  if (err instanceof GRPCGenericError || err instanceof ClientClosedError || (err instanceof EtcdError && /unavailable|timed out|deadline/i.test(e.message))) {
+  // Every member skipped as failing (failover.ts) within one attempt's turn: an outage too.
+  if (err instanceof GRPCGenericError || err instanceof ClientClosedError || isBrokenCircuitError(err) || (err instanceof EtcdError && /unavailable|timed out|deadline/i.test(e.message))) {
     return new DependencyError('etcd', e.message, { cause: err });
   }
   return e;

@@ -3,7 +3,10 @@
 //     time, not just before), and
 //   - the circuit meta key's mod revision (nothing changed the circuit since we read it),
 // and the last one writes the meta (generation, tombstone) and releases the lock in the same
-// transaction. A failed guard means a write was refused: nothing of that step was applied.
+// transaction. A failed guard means a write was refused: nothing of that step was applied —
+// unless the step is our own, applied by an earlier attempt whose answer was lost (etcd3 retries
+// on another member): the others advance our lock key's version, the last writes our writer id,
+// and both are recognised.
 import { op } from './keys.js';
 import { cmp } from './keys.js';
 import type { Lock } from './mutex.js';
@@ -50,13 +53,16 @@ export async function applyFenced(input: ApplyInput): Promise<ApplyResult> {
     const last = i === all.length - 1;
     const ops = [...s.deletePrefixes.map(op.delPrefix), ...s.deletes.map(op.del), ...s.puts.map(([k, v]) => op.put(k, v))];
     if (last) ops.push(op.put(metaKey, encodeMeta(finalMeta)));
+    // Every step but the last advances our lock key's version (Lock.txn `mark`), so a retried
+    // step that had applied is recognised instead of applied a second time.
     const res = await lock.txn(
-      { compare: [cmp.modRevision(metaKey, seen.modRevision)], success: ops, failure: [op.get(metaKey)], release: last },
+      { compare: [cmp.modRevision(metaKey, seen.modRevision)], success: ops, failure: [op.get(metaKey)], release: last, mark: !last },
       input.rpcTimeoutMs,
     );
     if (!res.succeeded) {
+      if (res.applied) continue;
       const metaKv = res.responses[1]?.response_range.kvs[0];
-      // A transport-level retry of our own final transaction may find it already applied.
+      // A retry of our own final transaction may find it already applied: it wrote our writer.
       if (last && metaKv !== undefined && decodeMeta(metaKv.value.toString())?.writer === finalMeta.writer) {
         lock.confirmReleased();
         return { revision: metaKv.mod_revision, txns: i + 1 };

@@ -23,6 +23,8 @@ export const op = {
   put: (key: string, value: string, lease?: string): IRequestOp => ({
     request_put: { key: enc(key), value: enc(value), ...(lease !== undefined ? { lease } : {}) },
   }),
+  /** Rewrites a key with its own value and lease: only its version and mod revision advance. */
+  touch: (key: string): IRequestOp => ({ request_put: { key: enc(key), ignore_value: true, ignore_lease: true } }),
   del: (key: string): IRequestOp => ({ request_delete_range: { key: enc(key) } }),
   delPrefix: (prefix: string): IRequestOp => ({
     request_delete_range: { key: enc(prefix), range_end: prefixEnd(enc(prefix)) },
@@ -35,6 +37,12 @@ export const cmp = {
     target: 'Create',
     result: 'Equal',
     create_revision: rev,
+  }),
+  version: (key: string, version: string | number): ICompare => ({
+    key: enc(key),
+    target: 'Version',
+    result: 'Equal',
+    version,
   }),
   modRevision: (key: string, rev: string | number): ICompare => ({
     key: enc(key),

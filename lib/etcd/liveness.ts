@@ -1,10 +1,12 @@
 // How long an etcd lease is certainly still alive, by our own clock (session.ts). Conservative on
 // purpose: monotonic time (a wall-clock step cannot extend it), and the TTL counts from when an
-// acknowledged keepalive was SENT — etcd resets the TTL when it receives the request, never
-// earlier — not from when its answer arrived. The keepalive stream answers requests in order.
+// acknowledged renewal was SENT — etcd resets the TTL when it receives the request, never
+// earlier — not from when its answer arrived. Each renewal is its own request with its own send
+// time, whichever member answers it (a follower forwards it to the leader, which renews on
+// receipt). A new leader extends every lease to a full TTL from its election, which only makes
+// the real expiry later than ours.
 export class LivenessClock {
   private aliveUntil: number;
-  private pending: number[] = [];
 
   constructor(
     private readonly ttlMs: number,
@@ -15,20 +17,8 @@ export class LivenessClock {
     this.aliveUntil = requestedAt + ttlMs;
   }
 
-  /** A keepalive request is being sent. */
-  fired(): void {
-    this.pending.push(this.now());
-  }
-
-  /** A new keepalive stream: requests of the old one will never be answered. */
-  restarted(): void {
-    this.pending = [];
-  }
-
-  /** The oldest pending keepalive was answered; `ttlSeconds` is the TTL etcd reports. */
-  acknowledged(ttlSeconds?: number): void {
-    const sentAt = this.pending.shift();
-    if (sentAt === undefined) return; // an answer we cannot date proves nothing
+  /** A renewal sent at `sentAt` (this clock's time) was acknowledged; `ttlSeconds` is the TTL etcd reports. */
+  renewed(sentAt: number, ttlSeconds?: number): void {
     const ttlMs = ttlSeconds !== undefined && ttlSeconds > 0 ? ttlSeconds * 1000 : this.ttlMs;
     this.aliveUntil = Math.max(this.aliveUntil, sentAt + ttlMs);
   }

@@ -28,6 +28,8 @@ export interface Fence {
 
 export class Lock {
   private isReleased = false;
+  /** Our lock key's version as our own transactions left it (1: as the acquire put it). */
+  private keyVersion = 1;
 
   constructor(
     readonly prefix: string,
@@ -51,19 +53,29 @@ export class Lock {
    * A transaction that applies only while we own the lock (plus the caller's compares), and with
    * `release` also deletes our lock key in the same transaction. On failure the first response is
    * our lock key (use `heldAfter`), followed by the caller's failure reads.
+   *
+   * With `mark`, the transaction also advances our lock key's version (its value and lease stay)
+   * and applies only at the version we last saw: a retry of a transaction that did apply (its
+   * answer was lost, etcd3 retried it on another member) is refused instead of applied twice,
+   * and `applied` says that it is ours, already applied.
    */
   async txn(
-    req: { compare?: ICompare[]; success: IRequestOp[]; failure?: IRequestOp[]; release?: boolean },
+    req: { compare?: ICompare[]; success: IRequestOp[]; failure?: IRequestOp[]; release?: boolean; mark?: boolean },
     timeoutMs: number,
-  ): Promise<ITxnResponse> {
+  ): Promise<ITxnResponse & { applied: boolean }> {
     this.session.assertAlive();
+    const version = this.keyVersion;
+    const mark = req.mark === true;
     const res = await etcdTxn(this.session, () => ({
-      compare: [this.ownerGuard(), ...(req.compare ?? [])],
-      success: [...req.success, ...(req.release === true ? [op.del(this.key)] : [])],
+      compare: [this.ownerGuard(), ...(mark ? [cmp.version(this.key, version)] : []), ...(req.compare ?? [])],
+      success: [...req.success, ...(mark ? [op.touch(this.key)] : []), ...(req.release === true ? [op.del(this.key)] : [])],
       failure: [op.get(this.key), ...(req.failure ?? [])],
     }), timeoutMs);
+    const mine = res.succeeded ? undefined : res.responses[0]?.response_range.kvs[0];
+    const appliedEarlier = mark && mine !== undefined && mine.create_revision === this.createRevision && Number(mine.version) === version + 1;
+    if (mark && (res.succeeded || appliedEarlier)) this.keyVersion = version + 1;
     if (res.succeeded && req.release === true) this.isReleased = true;
-    return res;
+    return Object.assign(res, { applied: res.succeeded || appliedEarlier });
   }
 
   /** Whether a failed `txn` found our lock key still ours (the caller's compare failed instead). */
@@ -231,7 +243,7 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
       const predecessor = pred.kvs[0];
       if (predecessor === undefined) break;
       await failpoint('mutex.beforeWatch', { predecessor: kvKey(predecessor), key });
-      await waitForDelete(etcd, kvKey(predecessor), BigInt(pred.header.revision) + 1n, until);
+      await waitForDelete(etcd, kvKey(predecessor), predecessor.create_revision, BigInt(pred.header.revision) + 1n, until, opts.rpcTimeoutMs);
     }
     // We are first in line. Our key may still have expired while we waited: re-check it and take
     // the epoch and the caller's reads in the same transaction, now that we own the lock.
@@ -257,13 +269,24 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
   }
 }
 
-function waitForDelete(etcd: Etcd3, key: string, fromRevision: bigint, until: number): Promise<void> {
+/**
+ * How often a waiter also reads whether its predecessor is gone. Its watch alone is not enough:
+ * all watches of a client share one stream on one member, and when that member becomes
+ * unreachable without closing the connection (a partition, a frozen process) the stream stays
+ * silent until gRPC's keepalive declares the connection dead (client.ts: ~7.5 s), longer than a
+ * waiter waits. The read goes to any member that answers.
+ */
+export const WAITER_POLL_MS = 1000;
+
+function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRevision: bigint, until: number, rpcTimeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
+    let pollTimer: NodeJS.Timeout | undefined;
     const finish = (err?: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(pollTimer);
       void watcherP.then((w) => w.cancel()).catch(() => {});
       if (err) reject(err);
       else resolve();
@@ -272,6 +295,16 @@ function waitForDelete(etcd: Etcd3, key: string, fromRevision: bigint, until: nu
       () => finish(new LockTimeoutError(`lock not acquired within the wait limit (queued behind ${key})`)),
       Math.max(0, until - performance.now()),
     );
+    const poll = (): void => {
+      pollTimer = setTimeout(() => {
+        // Gone, or gone and put again by its session (a later create revision: not ahead of us).
+        etcd.kv.range({ key: enc(key), keys_only: true }, deadline(rpcTimeoutMs)).then(
+          (r) => (r.kvs[0]?.create_revision !== createRevision ? finish() : settled || poll()),
+          () => settled || poll(),
+        );
+      }, WAITER_POLL_MS);
+    };
+    poll();
     // A watch from a revision that compaction removed is cancelled by etcd: the predecessor may
     // be gone by now, so settle and let the caller re-check instead of failing.
     const onError = (e: Error) => (isCompacted(e) ? finish() : finish(e));

@@ -3,7 +3,9 @@
 //   - a small positive run: the real write path must show no violation and converge;
 //   - the same workload with --strategy naive (the reference system's write path) must be caught,
 //     and with --strategy unfenced-reads (lock holders that only read do not advance the database
-//     fence) it must be caught by I5: if not, the harness cannot see the bugs it exists to find.
+//     fence) it must be caught by I5: if not, the harness cannot see the bugs it exists to find;
+//   - a small positive run on a 3-member etcd cluster with each cluster fault (leader kill,
+//     partition) and PostgreSQL restarts: clean, converged, every member holding the same history.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,8 @@ interface Summary {
   complete: boolean;
   replay: string;
   ops: { total: number; byKind: Record<string, Record<string, number>> };
-  faults: { executed: Record<string, number> };
+  faults: { executed: Record<string, number>; byHow: Record<string, Record<string, number>> };
+  etcd: { members: number; historyPerMember: Array<{ member: string; events: number; sameAsFirst: boolean }> };
   freshness: { writesJudged: number; acceptedRequests: number };
   fencing: { refusedByDatabase: number };
   violations: { total: number; byInvariant: Record<string, number>; byRule: Record<string, number>; files: string[] };
@@ -53,7 +56,7 @@ async function chaos(args: string[]): Promise<{ code: number | null; output: str
   return { code, output, summary, dir };
 }
 
-const WORKLOAD = ['--ops', '360', '--procs', '3', '--pauses', '12', '--kills', '3', '--etcd-restarts', '1', '--db-drops', '2', '--dropped-unloads', '2'];
+const WORKLOAD = ['--ops', '360', '--procs', '3', '--faults', 'pause,kill,etcd-restart,db-drop,drop-unload', '--pauses', '12', '--kills', '3', '--etcd-restarts', '1', '--db-drops', '2', '--dropped-unloads', '2'];
 
 describe('chaos harness (CLI)', () => {
   it('positive: the fenced write path under pauses, kills, an etcd restart and dropped connections has no violation', async () => {
@@ -75,6 +78,31 @@ describe('chaos harness (CLI)', () => {
     // The workload really exercised the interesting paths.
     expect(summary.history.tombstones).toBeGreaterThan(3);
     expect(summary.ops.byKind.sweep?.ok ?? 0).toBeGreaterThan(10);
+    expect(code).toBe(0);
+  }, 150_000);
+
+  it('positive, on a 3-member etcd cluster: leader kills, partitions and PostgreSQL restarts on top of pauses, kills and dropped connections; no violation', async () => {
+    const started = Date.now();
+    const { code, output, summary } = await chaos([
+      '--ops', '360', '--procs', '3', '--etcd-members', '3', '--seed', 'ci-cluster',
+      '--faults', 'pause,kill,leader-kill,partition,pg-restart,db-drop,drop-unload',
+      '--pauses', '8', '--kills', '2', '--leader-kills', '2', '--partitions', '3', '--pg-restarts', '2', '--db-drops', '2', '--dropped-unloads', '2',
+    ]);
+    console.info(`chaos cluster run: ${Date.now() - started} ms`);
+    expect(summary.harnessErrors, output.slice(-3000)).toEqual([]);
+    expect(summary.violations.byRule, `${summary.replay}\n${output.slice(-3000)}`).toEqual({});
+    expect(summary.convergence.converged).toBe(true);
+    expect(summary.complete).toBe(true);
+    expect(summary.ops.total).toBe(360);
+    expect(summary.faults.executed['leader-kill']).toBe(2);
+    expect(summary.faults.executed.partition).toBe(3);
+    expect(summary.faults.executed['pg-restart']).toBe(2);
+    expect(summary.faults.executed.pause).toBeGreaterThanOrEqual(3);
+    // The history every checker ran on is the one every member holds.
+    expect(summary.etcd.members).toBe(3);
+    expect(summary.etcd.historyPerMember.map((m) => m.sameAsFirst)).toEqual([true, true, true]);
+    expect(summary.freshness.writesJudged).toBeGreaterThan(50);
+    expect(summary.history.tombstones).toBeGreaterThan(3);
     expect(code).toBe(0);
   }, 150_000);
 

@@ -247,6 +247,22 @@ describe('chaos checkers: I1, I3, I4 over a history', () => {
     expect(lockRev).toBeGreaterThan(0);
   });
 
+  it('I3: the intermediate steps of a staged apply are attributed to the lock key they advance', () => {
+    const h = new History();
+    const lockRev = h.txn([['put', lockKey(C, 'b1'), '']]);
+    const keys = [...render(C, [A])];
+    // Step 1 adds half the keys and rewrites its lock key (its version advances), the last step the rest + meta + release.
+    h.txn([...keys.slice(0, 3).map(([k, v]) => ['put', k, v] as ['put', string, string]), ['put', lockKey(C, 'b1'), '']]);
+    h.txn([...keys.slice(3).map(([k, v]) => ['put', k, v] as ['put', string, string]), ['put', metaKey(C), meta(1, false, `b1@${lockRev}`)], ['del', lockKey(C, 'b1')]]);
+    expect(checkHistory(L, h.events, [gen(C, 1, [A])]).violations).toEqual([]);
+    // The same step by a key that is not the owner is not fenced.
+    const g = new History();
+    g.txn([['put', lockKey(C, 'e1'), '']]);
+    g.txn([['put', lockKey(C, 'b1'), '']]);
+    g.txn([...keys.slice(0, 3).map(([k, v]) => ['put', k, v] as ['put', string, string]), ['put', lockKey(C, 'b1'), '']]);
+    expect(rules(checkHistory(L, g.events, [gen(C, 1, [A])]))).toContain('I3/lock-not-held');
+  });
+
   it('I4: a meta write whose keys are not that generation (half a change)', () => {
     const h = new History();
     h.fenced(C, 'a1', 1, [A, B]);
@@ -346,7 +362,15 @@ describe('chaos harness: options and seeded plans', () => {
     expect(o.counts.kill).toBeGreaterThanOrEqual(50);
     expect(o.counts['etcd-restart']).toBeGreaterThanOrEqual(3);
     expect(o.counts['drop-unload']).toBeGreaterThanOrEqual(20);
-    expect(replayCommand(o)).toBe('npm run chaos -- --ops 10000 --procs 4 --seed s1 --faults pause,kill,etcd-restart,db-drop,drop-unload --strategy circuitry');
+    expect(o.counts['pg-restart']).toBeGreaterThanOrEqual(1);
+    expect(o.counts['leader-kill'] + o.counts.partition).toBe(0); // one etcd: no cluster faults
+    expect(replayCommand(o)).toBe('npm run chaos -- --ops 10000 --procs 4 --seed s1 --faults pause,kill,etcd-restart,db-drop,drop-unload,pg-restart --strategy circuitry');
+    const c = parseOptions(['--seed', 's1', '--etcd-members', '3']);
+    expect(c.etcdMembers).toBe(3);
+    expect(c.faults).toEqual(['pause', 'kill', 'etcd-restart', 'db-drop', 'drop-unload', 'leader-kill', 'partition', 'pg-restart']);
+    expect(c.counts['leader-kill']).toBeGreaterThanOrEqual(3);
+    expect(c.counts.partition).toBeGreaterThanOrEqual(5);
+    expect(replayCommand(c)).toContain('--etcd-members 3');
   });
 
   it('rejects bad options with a message that names the option', () => {
@@ -358,6 +382,13 @@ describe('chaos harness: options and seeded plans', () => {
       [['--faults', 'pause', '--kills', '3'], /--kills 3 given but "kill" is not in --faults/],
       [['--frobnicate'], /Unknown option/],
       [['--seed', 'a b'], /--seed/],
+      [['--faults', 'pause,leader-kill'], /--faults: "leader-kill" needs --etcd-members 3 or more \(got 1\)/],
+      [['--faults', 'partition', '--etcd-members', '1'], /"partition" needs --etcd-members 3/],
+      [['--leader-kills', '2'], /--leader-kills needs --etcd-members 3 or more/],
+      [['--partitions', '1', '--etcd-members', '1'], /--partitions needs --etcd-members 3/],
+      [['--etcd-members', '2'], /--etcd-members must be 1 or an odd number/],
+      [['--etcd-members', '9'], /--etcd-members must be between 1 and 7/],
+      [['--faults', 'pause', '--pg-restarts', '2'], /--pg-restarts 2 given but "pg-restart" is not in --faults/],
     ];
     for (const [argv, msg] of bad) expect(() => parseOptions(argv), argv.join(' ')).toThrow(msg);
     expect(() => parseOptions(['--ops', '-1'])).toThrow(UsageError);
@@ -367,10 +398,20 @@ describe('chaos harness: options and seeded plans', () => {
     const shape = { seed: 'x', slots: 6, backends: 6 };
     expect(opFor(shape, 2, 17)).toEqual(opFor(shape, 2, 17));
     expect(opFor(shape, 2, 17)).not.toEqual(opFor({ ...shape, seed: 'y' }, 2, 17));
-    const counts = { pause: 10, kill: 5, 'etcd-restart': 2, 'db-drop': 3, 'drop-unload': 4 };
+    const counts = { pause: 10, kill: 5, 'etcd-restart': 2, 'db-drop': 3, 'drop-unload': 4, 'leader-kill': 0, partition: 0, 'pg-restart': 0 };
     const plan = planFaults('x', 1000, counts, 4, 2000);
     expect(plan).toEqual(planFaults('x', 1000, counts, 4, 2000));
     expect(plan).toHaveLength(24);
+    // The cluster kinds come on top without changing the plan of the others (earlier seeds replay).
+    const cluster = planFaults('x', 1000, { ...counts, 'leader-kill': 3, partition: 6, 'pg-restart': 2 }, 4, 2000);
+    expect(cluster.filter((f) => !['leader-kill', 'partition', 'pg-restart'].includes(f.kind)).map(({ n: _n, ...f }) => f)).toEqual(plan.map(({ n: _n, ...f }) => f));
+    expect(cluster.filter((f) => f.kind === 'partition').every((f) => f.variant !== undefined && f.durationMs >= 1000 && f.durationMs <= 4000)).toBe(true);
+    expect(cluster.filter((f) => f.kind === 'leader-kill').every((f) => f.durationMs >= 300 && f.durationMs <= 3000)).toBe(true);
+    // Faults come until the last 20 operations of a long run (a short one keeps its last 5% free).
+    const long = planFaults('x', 10_000, parseOptions(['--etcd-members', '3', '--seed', 'x']).counts, 4, 2000);
+    expect(Math.max(...long.map((f) => f.atOps))).toBeGreaterThanOrEqual(9_890);
+    expect(Math.max(...long.map((f) => f.atOps))).toBeLessThanOrEqual(9_980);
+    expect(Math.max(...plan.map((f) => f.atOps))).toBeLessThanOrEqual(950);
     expect(plan.filter((f) => f.kind === 'pause').every((f) => f.durationMs > 2000)).toBe(true);
     expect(plan.every((f, i) => i === 0 || plan[i - 1]!.atOps <= f.atOps)).toBe(true);
   });
