@@ -336,6 +336,12 @@ interface ContentionScenario {
   cpuMsPerUpdate: { writers: number; etcd: number; postgres: number; wsProxy: number; total: number };
   cpuUtilisation: number;
   lostUpdateCheck: { ok: boolean; circuits: number; mismatches: string[] };
+  /** Writers that waited: what the lock cost them (etcd RPCs: queue, wait, take or be served). */
+  waiters: { count: number; served: number; lockRpcsMean: number; lockRpcsMax: number };
+  /** Updates per lock hold (1 without combining). */
+  updatesPerHold: number;
+  /** From one holder's release to the next holder's ownership, on a hot circuit (ms). */
+  handoffMs: Summary | null;
 }
 
 async function partContention(args: Args, services: Services): Promise<ContentionScenario[]> {
@@ -356,8 +362,8 @@ async function partContention(args: Args, services: Services): Promise<Contentio
   const W = args.writers;
   const out: ContentionScenario[] = [];
   try {
-    for (const scenario of ['one circuit', 'one circuit per writer'] as const) {
-      const nCircuits = scenario === 'one circuit' ? 1 : P * W;
+    for (const scenario of ['one circuit', 'one circuit, no combining', 'one circuit per writer'] as const) {
+      const nCircuits = scenario === 'one circuit per writer' ? P * W : 1;
       const seeded: Array<{ id: string; worker: string }> = [];
       for (let i = 0; i < nCircuits; i++) {
         const v = await seedCircuit(rt, routeSet(ROUTES, 0));
@@ -366,7 +372,7 @@ async function partContention(args: Args, services: Services): Promise<Contentio
         seeded.push(v.circuit);
       }
       const circuits = Array.from({ length: P * W }, (_, i) => seeded[i % nCircuits]!.id);
-      const input: ContentionInput = { circuits, writersPerProc: W, k: args.k, routes: ROUTES, lockWaitMs: LOCK_WAIT_MS };
+      const input: ContentionInput = { circuits, writersPerProc: W, k: args.k, routes: ROUTES, lockWaitMs: LOCK_WAIT_MS, combine: scenario !== 'one circuit, no combining' };
       const file = tmpJson(input);
       log(`contention: ${scenario}: ${P} processes x ${W} writers x ${args.k} updates ...`);
       const prof: Record<string, string> = args.profDir ? { BENCH_PROFILE_DIR: path.join(args.profDir, scenario.replace(/\W+/g, '-')) } : {};
@@ -417,6 +423,15 @@ async function partContention(args: Args, services: Services): Promise<Contentio
       }
       const d = diffEtcd(before, after);
       const per = (x: number) => round(x / Math.max(1, ok.length), 2);
+      const waited = ok.filter((s) => s.lockWaitMs > 0 || s.served);
+      const lockRpcs = waited.map((s) => s.lockRpcs).filter((x) => Number.isFinite(x));
+      const holds = ok.filter((s) => !s.served);
+      // Handoffs on a single hot circuit: the next holder's ownership after the previous release.
+      const handoffs: number[] = [];
+      if (nCircuits === 1) {
+        const spans = holds.map((s) => ({ owned: s.startedAt + s.lockWaitMs, released: s.startedAt + s.latencyMs })).sort((a, b) => a.owned - b.owned);
+        for (let i = 1; i < spans.length; i++) handoffs.push(Math.max(0, spans[i]!.owned - spans[i - 1]!.released));
+      }
       const cpu = {
         writers: results.reduce((a, r) => a + r.cpuMs, 0),
         etcd: cpu1.etcd - cpu0.etcd,
@@ -450,6 +465,14 @@ async function partContention(args: Args, services: Services): Promise<Contentio
         cpuMsPerUpdate: { writers: per(cpu.writers), etcd: per(cpu.etcd), postgres: per(cpu.postgres), wsProxy: per(cpu.wsProxy), total: per(cpuTotal) },
         cpuUtilisation: round(cpuTotal / wallMs / os.cpus().length, 2),
         lostUpdateCheck: { ok: mismatches.length === 0, circuits: seeded.length, mismatches: mismatches.slice(0, 10) },
+        waiters: {
+          count: waited.length,
+          served: ok.filter((s) => s.served).length,
+          lockRpcsMean: lockRpcs.length ? round(lockRpcs.reduce((a, b) => a + b, 0) / lockRpcs.length, 2) : 0,
+          lockRpcsMax: lockRpcs.length ? Math.max(...lockRpcs) : 0,
+        },
+        updatesPerHold: round(ok.length / Math.max(1, holds.length), 2),
+        handoffMs: handoffs.length ? summarize(handoffs) : null,
       });
     }
   } finally {
@@ -463,11 +486,12 @@ function printContention(cs: ContentionScenario[]): void {
   console.log(
     table(
       `2. Contention: ${cs[0]?.processes} processes x ${cs[0]?.writersPerProcess} writers x ${cs[0]?.updatesPerWriter} updateRoutes each (own lease per writer)`,
-      ['scenario', 'committed/attempted', 'updates/s', 'wait p50', 'wait p99', 'wait max', 'max/mean', 'writer spread', 'latency p50', 'latency p99', 'etcd RPCs/update (server)', 'CPU ms/update: writers+etcd+pg+proxy (util)', 'lost-update check', 'errors'],
+      ['scenario', 'committed/attempted', 'updates/s', 'updates/hold', 'wait p50', 'wait p99', 'wait max', 'max/mean', 'writer spread', 'latency p50', 'latency p99', 'lock RPCs/waiter (max)', 'handoff p50/p99', 'etcd RPCs/update (server)', 'CPU ms/update: writers+etcd+pg+proxy (util)', 'lost-update check', 'errors'],
       cs.map((c) => [
         c.scenario,
         `${c.committed}/${c.attempted}`,
         c.throughputPerS,
+        c.updatesPerHold,
         c.lockWaitMs.p50,
         c.lockWaitMs.p99,
         c.lockWaitMs.max,
@@ -475,6 +499,8 @@ function printContention(cs: ContentionScenario[]): void {
         c.perWriterMeanWaitMaxOverMin,
         c.latencyMs.p50,
         c.latencyMs.p99,
+        c.waiters.count ? `${c.waiters.lockRpcsMean} (${c.waiters.lockRpcsMax})` : '-',
+        c.handoffMs ? `${c.handoffMs.p50}/${c.handoffMs.p99}` : '-',
         `${c.etcdPerUpdate.unaryTotal} (${fmtRpcs(c.etcdPerUpdate)})`,
         `${c.cpuMsPerUpdate.writers}+${c.cpuMsPerUpdate.etcd}+${c.cpuMsPerUpdate.postgres}+${c.cpuMsPerUpdate.wsProxy} = ${c.cpuMsPerUpdate.total} (${Math.round(c.cpuUtilisation * 100)}%)`,
         c.lostUpdateCheck.ok ? `ok (${c.circuits} circuits)` : `LOST: ${c.lostUpdateCheck.mismatches.join('; ')}`,
@@ -818,8 +844,16 @@ async function main(): Promise<void> {
     if (args.only.includes('contention')) {
       const s = await stamp('contention');
       const c = await partContention(args, services!);
-      parts.contention = { ...s, loadAvgAfter: load(), scenarios: c };
+      const tp = (name: string) => c.find((x) => x.scenario === name)?.throughputPerS ?? NaN;
+      // Same writers, same run: a hot circuit against the same writers spread over one circuit each.
+      const ratios = {
+        hotOverSpread: round(tp('one circuit') / tp('one circuit per writer'), 2),
+        hotWithoutCombiningOverSpread: round(tp('one circuit, no combining') / tp('one circuit per writer'), 2),
+        combiningSpeedup: round(tp('one circuit') / tp('one circuit, no combining'), 2),
+      };
+      parts.contention = { ...s, loadAvgAfter: load(), scenarios: c, ratios };
       printContention(c);
+      console.log(`hot circuit / spread: ${ratios.hotOverSpread} (target >= 0.8); without combining ${ratios.hotWithoutCombiningOverSpread}; combining x${ratios.combiningSpeedup}`);
     }
     if (args.only.includes('scaling') && services) {
       const s = await stamp('scaling');

@@ -21,6 +21,8 @@ export interface OpLogRecord {
   leases: string[];
   txns: Array<{ rev?: number; ok?: boolean; lock?: string; meta?: boolean; puts?: number; dels?: number; err?: string; sent?: number; at?: number }>;
   commits?: Array<{ circuitId: string; generation: number; what: string }>;
+  /** Route changes it queued with; committed by whichever holder claimed them. */
+  intents?: string[];
   /** Statements run under a lock: circuit, fence, when the answer arrived, rows returned. */
   locked?: Array<{ c: string; epoch: number; rev: number; sent: number; done: number; rows: number }>;
   extra?: Record<string, unknown>;

@@ -841,6 +841,17 @@ class ChaosRun {
     const history = checkHistory(layout, events, generations);
     const epochs = (await db.query<{ epoch: string; reason: string; started_revision: string }>('SELECT epoch, reason, started_revision FROM etcd_epochs ORDER BY epoch')).rows;
     const ops = this.readOps();
+    // A queued route change is committed by the holder that claimed it, in another process: the
+    // database says which were, and R counts them as the queuing operation's commits.
+    const claimed = new Map(
+      (await db.query<{ intent_id: string; circuit_id: string; generation: string }>(`SELECT intent_id, circuit_id, generation FROM route_intents WHERE status = 'applied'`)).rows.map((r) => [r.intent_id, r]),
+    );
+    for (const x of ops) {
+      for (const id of x.intents ?? []) {
+        const c = claimed.get(id);
+        if (c !== undefined) (x.commits ??= []).push({ circuitId: c.circuit_id, generation: Number(c.generation), what: 'routes (queued)' });
+      }
+    }
     const responses = checkResponses(ops.map((x) => ({ worker: x.w, i: x.i, kind: x.kind, circuitId: x.circuitId, status: x.status, http: x.http, detail: x.detail, commits: x.commits, leases: x.leases })));
     const sentAt = new Map<number, number>();
     for (const x of ops) for (const t of x.txns) if (t.ok === true && t.meta === true && t.rev !== undefined && t.sent !== undefined) sentAt.set(t.rev, t.sent);

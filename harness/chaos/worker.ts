@@ -112,6 +112,8 @@ interface Trace {
   txns: TxnRec[];
   commits: Array<{ circuitId: string; generation: number; what: string }>;
   locked: LockedRec[];
+  /** Route changes this operation queued with (route_intents): a holder ahead may commit them. */
+  intents: string[];
 }
 const als = new AsyncLocalStorage<Trace>();
 
@@ -229,6 +231,7 @@ function instrument(rt: Runtime): void {
   db.query = (...args: unknown[]) => {
     const [text0, params] = args;
     if (typeof text0 !== 'string' || args.some((a) => typeof a === 'function')) return origQuery(...args);
+    if (text0.startsWith('INSERT INTO route_intents')) als.getStore()?.intents.push(String((params as unknown[])[0]));
     const locked = cfg!.strategy !== 'naive' && text0.trimStart().startsWith(LOCKED_STATEMENT);
     // The unfenced-reads control: a holder that only reads does not advance the fence (the
     // behaviour before every holder did), everything else unchanged.
@@ -491,7 +494,7 @@ let next = cfg.from;
 let draining = false;
 
 async function runOne(op: Op): Promise<void> {
-  const trace: Trace = { leases: [], txns: [], commits: [], locked: [] };
+  const trace: Trace = { leases: [], txns: [], commits: [], locked: [], intents: [] };
   const start = Date.now();
   send({ t: 'start', i: op.i, kind: op.kind, at: start });
   let out: Outcome;
@@ -517,6 +520,7 @@ async function runOne(op: Op): Promise<void> {
     txns: trace.txns,
     ...(trace.commits.length ? { commits: trace.commits } : {}),
     ...(trace.locked.length ? { locked: trace.locked } : {}),
+    ...(trace.intents.length ? { intents: trace.intents } : {}),
   });
   send({ t: 'end', i: op.i, status: out.status, at: end });
 }
@@ -547,7 +551,7 @@ armFailpoint('propagate.read', async (ctx) => {
 });
 async function runReader(circuitId: string, readerId: number): Promise<void> {
   const i = -1 - readers++;
-  const trace: Trace = { leases: [], txns: [], commits: [], locked: [] };
+  const trace: Trace = { leases: [], txns: [], commits: [], locked: [], intents: [] };
   const start = Date.now();
   let out: Outcome;
   const inv = new Invocation(rt, `chaos-reader:${readerId}`);

@@ -3,7 +3,7 @@ export { createPool, createClient, type CreatePoolOptions } from './neon.js';
 export { databaseOf, databaseFailure, pingDatabase, type Database, type Queryable } from './store.js';
 export { migrate } from './migrate.js';
 export { circuitFromRows, workerFromRow, type CircuitRow, type RouteRow, type ViewRow } from './rows.js';
-export { LOCKED_STATEMENT, readForHolder, replaceRoutes, markDeleted, type DbFence } from './locked.js';
+export { LOCKED_STATEMENT, readForHolder, replaceRoutes, explainRoutesMiss, markDeleted, type DbFence } from './locked.js';
 export {
   createCircuit,
   readCircuit,

@@ -79,14 +79,23 @@ export async function replaceRoutes(q: Queryable, id: string, routes: readonly R
   for (let attempt = 1; ; attempt++) {
     const view = await replaceRoutesOnce(q, id, routes, ifMatch, f);
     if (view !== null) return view;
-    const row = await explainMiss(q, id, f);
-    if (row === null || row.deleted) throw new NotFoundError(`circuit ${id} ${row ? 'was deleted' : 'does not exist'}`);
-    if (row.unloading) throw new ConflictError(`circuit ${id} is being unloaded; its routes can no longer change`, 'unloading');
-    if (ifMatch !== undefined && row.generation !== ifMatch) {
-      throw new ConflictError(`circuit ${id} is at generation ${row.generation}, not ${ifMatch}`, 'generation-mismatch');
-    }
-    if (attempt >= 3) throw new ConflictError(`circuit ${id} kept changing concurrently (now at generation ${row.generation}); retry`, 'generation-mismatch');
+    await explainRoutesMiss(q, id, ifMatch, f, attempt);
   }
+}
+
+/**
+ * Why a route change's fenced statement matched no row, as the error to answer with: unknown or
+ * deleted (404), unloading or an If-Match mismatch (409), a stale fence (StaleFenceError); returns
+ * when a generation committed concurrently and the statement may run again (attempts 1 and 2).
+ */
+export async function explainRoutesMiss(q: Queryable, id: string, ifMatch: number | undefined, f: DbFence, attempt: number): Promise<void> {
+  const row = await explainMiss(q, id, f);
+  if (row === null || row.deleted) throw new NotFoundError(`circuit ${id} ${row ? 'was deleted' : 'does not exist'}`);
+  if (row.unloading) throw new ConflictError(`circuit ${id} is being unloaded; its routes can no longer change`, 'unloading');
+  if (ifMatch !== undefined && row.generation !== ifMatch) {
+    throw new ConflictError(`circuit ${id} is at generation ${row.generation}, not ${ifMatch}`, 'generation-mismatch');
+  }
+  if (attempt >= 3) throw new ConflictError(`circuit ${id} kept changing concurrently (now at generation ${row.generation}); retry`, 'generation-mismatch');
 }
 
 async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly RouteInput[], ifMatch: number | undefined, f: DbFence): Promise<CircuitView | null> {

@@ -27,6 +27,8 @@ export interface ApplyInput {
   seen: SeenMeta;
   steps: Step[];
   meta: Omit<CircuitMeta, 'writer' | 'at'>;
+  /** Lock keys of the contenders whose changes we applied (meta.served): removed with the release. */
+  servedKeys?: readonly string[];
   rpcTimeoutMs: number;
 }
 
@@ -42,8 +44,10 @@ export async function applyFenced(input: ApplyInput): Promise<ApplyResult> {
   if (seen.value?.deleted === true && putsAny) {
     throw new ResurrectionError(`refusing to write keys for ${metaKey}: its tombstone is in place`);
   }
-  for (const s of steps) {
-    if (stepOps(s) + RESERVED_OPS > MAX_TXN_OPS) throw new RangeError(`a step has ${stepOps(s)} operations`);
+  const served = input.servedKeys?.length ?? 0;
+  for (const [i, s] of steps.entries()) {
+    const room = MAX_TXN_OPS - RESERVED_OPS - (i === steps.length - 1 ? served : 0);
+    if (stepOps(s) > room) throw new RangeError(`a step has ${stepOps(s)} operations, more than the ${room} it may have`);
   }
   const finalMeta: CircuitMeta = { ...meta, writer: writerId(lock), at: new Date().toISOString() };
   let revision = '0';
@@ -52,7 +56,7 @@ export async function applyFenced(input: ApplyInput): Promise<ApplyResult> {
     const s = all[i]!;
     const last = i === all.length - 1;
     const ops = [...s.deletePrefixes.map(op.delPrefix), ...s.deletes.map(op.del), ...s.puts.map(([k, v]) => op.put(k, v))];
-    if (last) ops.push(op.put(metaKey, encodeMeta(finalMeta)));
+    if (last) ops.push(op.put(metaKey, encodeMeta(finalMeta)), ...(input.servedKeys ?? []).map(op.del));
     // Every step but the last advances our lock key's version (Lock.txn `mark`), so a retried
     // step that had applied is recognised instead of applied a second time.
     const res = await lock.txn(

@@ -3,9 +3,9 @@
 export { createEtcd, deadline } from './client.js';
 export { etcdFailure, isCompacted } from './failures.js';
 export { Session } from './session.js';
-export { acquire, withLock, Lock, decodeLockValue, type Acquired, type AcquireOptions, type Fence, type LockKeyValue } from './mutex.js';
+export { acquire, acquireOrServed, withLock, Lock, decodeLockValue, type Acquired, type AcquireOptions, type Fence, type LockKeyValue, type QueuedContender, type Served } from './mutex.js';
 export { applyFenced, writerId, MAX_TXN_OPS, RESERVED_OPS, type ApplyInput, type ApplyResult } from './fenced-apply.js';
-export { encodeMeta, decodeMeta, parseWriter, type CircuitMeta, type SeenMeta } from './meta.js';
+export { encodeMeta, decodeMeta, parseWriter, servedGeneration, type CircuitMeta, type SeenMeta } from './meta.js';
 export { metaKey, metaCircuitsPrefix, lockPrefix, locksPrefix, epochKey, circuitOfMetaKey, parseLockKey } from './layout.js';
 export { encodeEpoch, decodeEpoch, type EpochValue } from './epoch-codec.js';
 export { readHistoryState, writeEpoch, type EtcdHistoryState } from './epoch.js';

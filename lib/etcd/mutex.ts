@@ -129,6 +129,22 @@ export interface Acquired {
   waitedMs: number;
   /** Number of etcd RPCs the acquisition cost (1 when uncontended). */
   rpcs: number;
+  /** With opts.queue: the contenders queued behind us when we took the lock, in queue order. */
+  queue: QueuedContender[];
+}
+
+/** A contender queued behind the holder, with what it wrote in its lock key. */
+export interface QueuedContender {
+  key: string;
+  createRevision: string;
+  value: LockKeyValue;
+}
+
+/** While we queued, a holder did our work for us and removed our key (opts.served). */
+export interface Served {
+  served: unknown;
+  waitedMs: number;
+  rpcs: number;
 }
 
 export interface AcquireOptions {
@@ -143,18 +159,32 @@ export interface AcquireOptions {
   reads?: IRequestOp[];
   /** Who holds the lock, stored in the lock key for operators (`circuitry locks`). */
   holder?: string;
+  /** What we queue with, stored in our lock key for the holder ahead of us to read (`note`). */
+  note?: string;
+  /** Once we own the lock, also read up to this many contenders queued behind us (Acquired.queue). */
+  queue?: number;
+  /**
+   * While we are queued, a holder may serve us: do our work, delete our key, and say so in `key`
+   * in the same transaction. `find` reads a value of `key` and returns what it says about us, or
+   * undefined when it says nothing. Served, we stop waiting without another RPC.
+   */
+  served?: { key: string; find(value: string): unknown };
+  /** Called once if we have to queue behind another holder (before waiting). */
+  onQueued?: () => void;
 }
 
-/** The value of a lock key: when the contender queued and who it is. */
+/** The value of a lock key: when the contender queued, who it is and what it queued with. */
 export interface LockKeyValue {
   since: string;
   holder: string;
+  note?: string;
 }
 
 export function decodeLockValue(s: string): LockKeyValue | null {
   try {
     const v = JSON.parse(s) as Partial<LockKeyValue>;
-    return typeof v.since === 'string' ? { since: v.since, holder: typeof v.holder === 'string' ? v.holder : '' } : null;
+    if (typeof v.since !== 'string') return null;
+    return { since: v.since, holder: typeof v.holder === 'string' ? v.holder : '', ...(typeof v.note === 'string' ? { note: v.note } : {}) };
   } catch {
     return null;
   }
@@ -183,23 +213,66 @@ const epochOf = (r: IResponseOp | undefined): number => {
   return kv === undefined ? 0 : (decodeEpoch(kvValue(kv))?.epoch ?? 0);
 };
 
-export async function acquire(session: Session, opts: AcquireOptions): Promise<Acquired> {
+/** Acquires the lock (see acquireOrServed); for callers that are never served. */
+export async function acquire(session: Session, opts: Omit<AcquireOptions, 'served'>): Promise<Acquired> {
+  return (await acquireOrServed(session, opts)) as Acquired;
+}
+
+const predecessorsRange = (prefix: string, below?: string, limit = 1): IRequestOp => ({
+  request_range: {
+    key: enc(prefix),
+    range_end: prefixEnd(enc(prefix)),
+    ...(below === undefined ? {} : { max_create_revision: (BigInt(below) - 1n).toString() }),
+    sort_order: 'Descend',
+    sort_target: 'Create',
+    limit,
+    keys_only: true,
+  },
+});
+
+const queueRange = (prefix: string, after: string, limit: number): IRequestOp => ({
+  request_range: {
+    key: enc(prefix),
+    range_end: prefixEnd(enc(prefix)),
+    min_create_revision: (BigInt(after) + 1n).toString(),
+    sort_order: 'Ascend',
+    sort_target: 'Create',
+    limit,
+  },
+});
+
+function queueOf(r: IResponseOp | undefined): QueuedContender[] {
+  return (r?.response_range.kvs ?? []).flatMap((kv) => {
+    const value = decodeLockValue(kvValue(kv));
+    return value === null ? [] : [{ key: kvKey(kv), createRevision: kv.create_revision, value }];
+  });
+}
+
+/**
+ * Takes the lock, or learns that a holder served us while we queued (opts.served).
+ *
+ * Uncontended: one transaction puts our key and reads the owner, the epoch and the caller's reads.
+ * Queued: that same transaction also names our predecessor; we watch its delete (and poll it), then
+ * one transaction checks that our key is still ours and reads the next predecessor — none: we own
+ * the lock, and it also reads the epoch, the caller's reads and the queue behind us. A waiter costs
+ * two RPCs (one when it is served), whatever the length of the queue.
+ */
+export async function acquireOrServed(session: Session, opts: AcquireOptions): Promise<Acquired | Served> {
   session.assertAlive();
   const etcd = session.etcd;
   const started = performance.now();
   const reads = opts.reads ?? [];
   const { prefix } = opts;
   const key = prefix + session.leaseHex;
+  const value: LockKeyValue = { since: new Date().toISOString(), holder: opts.holder ?? '', ...(opts.note === undefined ? {} : { note: opts.note }) };
   // Put our key only if it is not there yet (an RPC retried after a lost response must not
-  // re-queue us at the back); either way read our key, the owner, the epoch and the caller's reads.
+  // re-queue us at the back); either way read our key, the owner, the epoch, the caller's reads,
+  // and the two newest keys (ours and, when we just queued, our predecessor).
   let first: ITxnResponse;
   try {
+    const always = [op.get(key), ownerRange(prefix), op.get(opts.epochKey), ...reads, predecessorsRange(prefix, undefined, 2)];
     first = await etcd.kv.txn(
-      {
-        compare: [cmp.createRevision(key, 0)],
-        success: [op.put(key, JSON.stringify({ since: new Date().toISOString(), holder: opts.holder ?? '' } satisfies LockKeyValue), session.leaseId), op.get(key), ownerRange(prefix), op.get(opts.epochKey), ...reads],
-        failure: [op.get(key), ownerRange(prefix), op.get(opts.epochKey), ...reads],
-      },
+      { compare: [cmp.createRevision(key, 0)], success: [op.put(key, JSON.stringify(value), session.leaseId), ...always], failure: always },
       deadline(opts.rpcTimeoutMs),
     );
   } catch (err) {
@@ -217,56 +290,116 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
   const clusterId = first.header.cluster_id;
   if (owner !== undefined && kvKey(owner) === key) {
     const lock = new Lock(prefix, key, mine.create_revision, { epoch: epochOf(rs[2]), revision: mine.create_revision }, session);
-    return { lock, reads: rs.slice(3), revision: first.header.revision, clusterId, waitedMs: 0, rpcs: 1 };
+    return { lock, reads: rs.slice(3, 3 + reads.length), revision: first.header.revision, clusterId, waitedMs: 0, rpcs: 1, queue: [] };
   }
 
   // Queued: the lock object exists only to withdraw with until we own it.
   const queued = new Lock(prefix, key, mine.create_revision, { epoch: 0, revision: mine.create_revision }, session);
+  const newest = rs[3 + reads.length]!.response_range.kvs;
   let rpcs = 1;
+  let predecessor: { key: string; createRevision: string; from: bigint } | undefined;
+  if (newest[0] !== undefined && kvKey(newest[0]) === key && newest[1] !== undefined) {
+    predecessor = { key: kvKey(newest[1]), createRevision: newest[1].create_revision, from: BigInt(first.header.revision) + 1n };
+  }
+  // Our key was there before this call and others queued since: ask for the predecessor below it.
+  let needPredecessor = predecessor === undefined;
+  opts.onQueued?.();
+  const served = opts.served === undefined ? undefined : watchServed(etcd, opts.served, BigInt(first.header.revision) + 1n);
+  const asServed = (outcome: unknown): Served => ({ served: outcome, waitedMs: Math.round(performance.now() - started), rpcs });
   try {
     const until = started + opts.waitMs;
     for (;;) {
       session.assertAlive();
-      const pred = await etcd.kv.range(
+      if (needPredecessor) {
+        const pred = await etcd.kv.range(predecessorsRange(prefix, mine.create_revision).request_range!, deadline(opts.rpcTimeoutMs));
+        rpcs++;
+        const kv = pred.kvs[0];
+        predecessor = kv === undefined ? undefined : { key: kvKey(kv), createRevision: kv.create_revision, from: BigInt(pred.header.revision) + 1n };
+        needPredecessor = false;
+      }
+      if (predecessor !== undefined) {
+        await failpoint('mutex.beforeWatch', { predecessor: predecessor.key, key });
+        const stop = new AbortController();
+        const outcome = await Promise.race([
+          waitForDelete(etcd, predecessor.key, predecessor.createRevision, predecessor.from, until, opts.rpcTimeoutMs, stop.signal).then(() => undefined),
+          ...(served ? [served.found] : []),
+        ]).finally(() => stop.abort());
+        if (outcome !== undefined) return asServed((outcome as { outcome: unknown }).outcome);
+        // A holder that served us deleted our predecessor and wrote its note in one transaction:
+        // both events are on the stream; let the note's be read before paying for a check.
+        if (served !== undefined) {
+          const late = await Promise.race([served.found, new Promise<undefined>((r) => setImmediate(() => setImmediate(() => r(undefined))))]);
+          if (late !== undefined) return asServed(late.outcome);
+        }
+      }
+      // Our key may have expired while we waited, or a holder may have served us: check it, and
+      // read the next predecessor; none means we own the lock, so also take the epoch, the caller's
+      // reads and the queue behind us in the same transaction.
+      const check = await etcd.kv.txn(
         {
-          key: enc(prefix),
-          range_end: prefixEnd(enc(prefix)),
-          max_create_revision: BigInt(mine.create_revision) - 1n + '',
-          sort_order: 'Descend',
-          sort_target: 'Create',
-          limit: 1,
-          keys_only: true,
+          compare: [cmp.createRevision(key, mine.create_revision)],
+          success: [predecessorsRange(prefix, mine.create_revision), op.get(opts.epochKey), ...reads, ...(opts.queue ? [queueRange(prefix, mine.create_revision, opts.queue)] : [])],
+          failure: opts.served ? [op.get(opts.served.key)] : [],
         },
         deadline(opts.rpcTimeoutMs),
       );
       rpcs++;
-      const predecessor = pred.kvs[0];
-      if (predecessor === undefined) break;
-      await failpoint('mutex.beforeWatch', { predecessor: kvKey(predecessor), key });
-      await waitForDelete(etcd, kvKey(predecessor), predecessor.create_revision, BigInt(pred.header.revision) + 1n, until, opts.rpcTimeoutMs);
+      if (!check.succeeded) {
+        const note = check.responses[0]?.response_range.kvs[0];
+        const outcome = note === undefined || opts.served === undefined ? undefined : opts.served.find(kvValue(note));
+        if (outcome !== undefined) return asServed(outcome);
+        throw new LockLostError(`lock key ${key} expired while waiting for ${prefix}`);
+      }
+      const next = check.responses[0]!.response_range.kvs[0];
+      if (next !== undefined) {
+        predecessor = { key: kvKey(next), createRevision: next.create_revision, from: BigInt(check.header.revision) + 1n };
+        continue;
+      }
+      const lock = new Lock(prefix, key, mine.create_revision, { epoch: epochOf(check.responses[1]), revision: mine.create_revision }, session);
+      return {
+        lock,
+        reads: check.responses.slice(2, 2 + reads.length),
+        revision: check.header.revision,
+        clusterId: check.header.cluster_id,
+        waitedMs: Math.round(performance.now() - started),
+        rpcs,
+        queue: opts.queue ? queueOf(check.responses[2 + reads.length]) : [],
+      };
     }
-    // We are first in line. Our key may still have expired while we waited: re-check it and take
-    // the epoch and the caller's reads in the same transaction, now that we own the lock.
-    const recheck = await etcd.kv.txn(
-      { compare: [cmp.createRevision(key, mine.create_revision)], success: [op.get(opts.epochKey), ...reads], failure: [] },
-      deadline(opts.rpcTimeoutMs),
-    );
-    rpcs++;
-    if (!recheck.succeeded) throw new LockLostError(`lock key ${key} expired while waiting for ${prefix}`);
-    const lock = new Lock(prefix, key, mine.create_revision, { epoch: epochOf(recheck.responses[0]), revision: mine.create_revision }, session);
-    return {
-      lock,
-      reads: recheck.responses.slice(1),
-      revision: recheck.header.revision,
-      clusterId: recheck.header.cluster_id,
-      waitedMs: Math.round(performance.now() - started),
-      rpcs,
-    };
   } catch (err) {
     // Withdraw from the queue so our successors are not stuck behind a key nobody will release.
     await queued.release(opts.rpcTimeoutMs).catch(() => {});
     throw etcdFailure(err);
+  } finally {
+    served?.cancel();
   }
+}
+
+/** Watches `key` from `fromRevision` for a value that `find` reads as serving us. */
+function watchServed(etcd: Etcd3, served: NonNullable<AcquireOptions['served']>, fromRevision: bigint): { found: Promise<{ outcome: unknown }>; cancel(): void } {
+  let cancelled = false;
+  let resolveFound!: (v: { outcome: unknown }) => void;
+  const found = new Promise<{ outcome: unknown }>((r) => (resolveFound = r));
+  const watcherP = etcd.watch().key(served.key).startRevision(fromRevision.toString()).only('put').create();
+  watcherP.then(
+    (w) => {
+      if (cancelled) return void w.cancel().catch(() => {});
+      w.on('put', (kv) => {
+        const outcome = served.find(kvValue(kv));
+        if (outcome !== undefined) resolveFound({ outcome });
+      });
+      // A compacted or failed watch only loses the fast path: the waiter's own check still reads the key.
+      w.on('error', () => {});
+    },
+    () => {},
+  );
+  return {
+    found,
+    cancel() {
+      cancelled = true;
+      void watcherP.then((w) => w.cancel()).catch(() => {});
+    },
+  };
 }
 
 /**
@@ -278,7 +411,7 @@ export async function acquire(session: Session, opts: AcquireOptions): Promise<A
  */
 export const WAITER_POLL_MS = 1000;
 
-function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRevision: bigint, until: number, rpcTimeoutMs: number): Promise<void> {
+function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRevision: bigint, until: number, rpcTimeoutMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     let pollTimer: NodeJS.Timeout | undefined;
@@ -295,6 +428,7 @@ function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRev
       () => finish(new LockTimeoutError(`lock not acquired within the wait limit (queued behind ${key})`)),
       Math.max(0, until - performance.now()),
     );
+    signal?.addEventListener('abort', () => finish(), { once: true });
     const poll = (): void => {
       pollTimer = setTimeout(() => {
         // Gone, or gone and put again by its session (a later create revision: not ahead of us).
@@ -324,7 +458,7 @@ function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRev
  * locally first: the lock key is per lease, so two concurrent holders in one session would
  * otherwise share one key.
  */
-export async function withLock<T>(session: Session, opts: AcquireOptions, fn: (acquired: Acquired) => Promise<T>): Promise<T> {
+export async function withLock<T>(session: Session, opts: AcquireOptions, fn: (acquired: Acquired) => Promise<T>, onServed?: (served: Served) => T | Promise<T>): Promise<T> {
   const { prefix } = opts;
   const previous = session.localQueues.get(prefix) ?? Promise.resolve();
   let done!: () => void;
@@ -336,7 +470,12 @@ export async function withLock<T>(session: Session, opts: AcquireOptions, fn: (a
     await previous;
     // Time spent queued locally counts against the same wait bound.
     const waitMs = Math.max(0, opts.waitMs - (performance.now() - queuedAt));
-    const acquired = await acquire(session, { ...opts, waitMs });
+    const got = await acquireOrServed(session, { ...opts, waitMs });
+    if ('served' in got) {
+      if (onServed === undefined) throw new LockLostError(`served without asking while waiting for ${prefix}`);
+      return await onServed(got);
+    }
+    const acquired = got;
     try {
       return await fn(acquired);
     } finally {

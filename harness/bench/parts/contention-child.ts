@@ -20,6 +20,8 @@ export interface ContentionInput {
   k: number;
   routes: number;
   lockWaitMs: number;
+  /** false: every writer takes the lock itself (the protocol before combining). */
+  combine: boolean;
 }
 
 export interface UpdateSample {
@@ -29,6 +31,12 @@ export interface UpdateSample {
   latencyMs: number;
   lockWaitMs: number;
   etcdRpcs: number;
+  /** RPCs the lock cost this writer (queue, wait, take); NaN on error. */
+  lockRpcs: number;
+  /** Applied by the holder ahead (combining): this writer never held the lock. */
+  served: boolean;
+  /** When it began (epoch ms): with lockWaitMs and latencyMs, when it held the lock. */
+  startedAt: number;
   committed: boolean;
   applied: boolean;
   generation: number | null;
@@ -78,8 +86,9 @@ async function main(): Promise<void> {
         // A route set no other update uses: every update is a real change.
         const routes: RouteInput[] = w.base.map((r, i) => ({ ...r, port: 1024 + ((w.global * 1009 + k * 17 + i) % 64_000) }));
         const t0 = performance.now();
+        const startedAt = Date.now();
         try {
-          const r = await updateRoutes(w.inv, w.circuitId, routes);
+          const r = await updateRoutes(w.inv, w.circuitId, routes, undefined, { combine: input.combine });
           samples.push({
             writer: w.global,
             k,
@@ -87,6 +96,9 @@ async function main(): Promise<void> {
             latencyMs: performance.now() - t0,
             lockWaitMs: r.lockWaitMs,
             etcdRpcs: r.etcdRpcs,
+            lockRpcs: r.lockRpcs ?? NaN,
+            served: r.servedBy !== undefined,
+            startedAt,
             committed: r.found && r.generation !== null,
             applied: r.applied,
             generation: r.generation,
@@ -101,6 +113,9 @@ async function main(): Promise<void> {
             latencyMs: performance.now() - t0,
             lockWaitMs: NaN,
             etcdRpcs: NaN,
+            lockRpcs: NaN,
+            served: false,
+            startedAt,
             committed: false,
             applied: false,
             generation: null,
