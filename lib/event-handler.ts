@@ -23,10 +23,10 @@ export function eventHandler<E, R>(fn: (event: E, context: EventContext) => Prom
         req.context.inv = new Invocation(getRuntime(), `${req.context.functionName ?? 'local'}:${req.context.awsRequestId ?? ''}`);
       },
       after: async (req) => {
-        await req.context.inv.close().catch(() => {});
+        req.context.inv.finish();
       },
       onError: async (req) => {
-        await req.context.inv?.close().catch(() => {});
+        req.context.inv?.finish();
       },
     })
     .handler(fn);

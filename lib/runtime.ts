@@ -79,4 +79,16 @@ export class Invocation {
     this.session$ = undefined;
     await s?.close();
   }
+
+  /**
+   * Ends the invocation as a handler does: the lease is revoked without waiting for the answer.
+   * Nothing depends on it by then — every lock key was deleted by its release (a failed release
+   * already revoked the lease) — and a revoke that never leaves a frozen process only lets the
+   * empty lease live out its TTL.
+   */
+  finish(): void {
+    const s$ = this.session$;
+    this.session$ = undefined;
+    void s$?.then((s) => s.close()).catch(() => {});
+  }
 }

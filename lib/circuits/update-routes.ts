@@ -46,6 +46,8 @@ export function updateRoutes(
     combine,
     change: async (q, fence, queued) => {
       const own = { routes, ifMatch: undefined, intentId: (await recorded) ? intentId : undefined };
+      // Nothing recorded, nobody queued: the plain statement (smaller, and the common case).
+      if (own.intentId === undefined && queued.length === 0) return replaceRoutes(q, circuitId, routes, undefined, fence);
       for (let attempt = 1; ; attempt++) {
         const r = await replaceRoutesCombined(q, circuitId, own, queued, fence);
         if (r !== null) return r;

@@ -112,7 +112,7 @@ export function jsonBody(opts: { maxBytes: number; required: (method: string) =>
 /** One Invocation (and so at most one etcd lease) per request, closed when it ends. */
 export function invocation(): Mw {
   const close = async (req: Req) => {
-    await req.context.inv?.close().catch(() => {});
+    req.context.inv?.finish();
   };
   return {
     before: (req: Req) => {
