@@ -126,10 +126,19 @@ describe('chaos harness (CLI)', () => {
   }, 150_000);
 
   it('negative control: lock holders that only read without fencing the database are caught by I5', async () => {
-    const { code, output, summary } = await chaos([...WORKLOAD, '--seed', 'cu1', '--strategy', 'unfenced-reads']);
-    expect(summary.violations.byInvariant.I5, output.slice(-3000)).toBeGreaterThan(0);
-    expect(summary.violations.byRule['I5/commit-under-superseded-lock'] ?? 0).toBeGreaterThan(0);
-    expect(summary.verdict).toMatch(/negative control \(unfenced-reads\): the harness sees/);
-    expect(code).toBe(0);
-  }, 150_000);
+    // The bug needs a writer frozen between its lock and its statement while a reader takes the
+    // lock: the harness arms that, but whether a given short run lands it depends on the machine's
+    // timing. Up to three seeds; the harness is blind if none of them shows it.
+    const tried: string[] = [];
+    for (const seed of ['cu1', 'cu2', 'cu4']) {
+      const { code, output, summary } = await chaos([...WORKLOAD, '--seed', seed, '--strategy', 'unfenced-reads']);
+      tried.push(`${seed}: I5 ${summary.violations.byInvariant.I5} (${summary.verdict})`);
+      if (summary.violations.byInvariant.I5 === 0) continue;
+      expect(summary.violations.byRule['I5/commit-under-superseded-lock'] ?? 0, output.slice(-3000)).toBeGreaterThan(0);
+      expect(summary.verdict).toMatch(/negative control \(unfenced-reads\): the harness sees/);
+      expect(code).toBe(0);
+      return;
+    }
+    expect.fail(`the harness did not see unfenced reads with any seed: ${tried.join('; ')}`);
+  }, 450_000);
 });

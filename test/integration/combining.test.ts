@@ -38,7 +38,7 @@ async function hold(id: string): Promise<{ acquired: Acquired; release: () => Pr
 
 /** Resolves when `n` changes of the circuit are recorded and pending (the writers queued). */
 async function pendingIntents(id: string, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 800; i++) {
     const r = await rt.db.query<{ n: string }>(`SELECT count(*) AS n FROM route_intents WHERE circuit_id = $1 AND status = 'pending'`, [id]);
     if (Number(r.rows[0]!.n) >= n) return;
     await new Promise((res) => setTimeout(res, 25));
