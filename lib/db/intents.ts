@@ -10,7 +10,7 @@
 import type { CircuitView, RouteInput } from '../model.js';
 import type { Queryable } from './store.js';
 import { toView, type ViewRow } from './rows.js';
-import { ADVANCE_FENCE, FENCE_HOLDS, fenceParams, inputRoutes, LOCKED_STATEMENT, routesJson, type DbFence } from './locked.js';
+import { ADVANCE_FENCE, FENCE_HOLDS, fenceParams, LOCKED_STATEMENT, replaceRoutesCtes, routesJson, type DbFence } from './locked.js';
 
 export type IntentOutcome = { status: 'pending' } | { status: 'withdrawn' } | { status: 'applied'; generation: number } | { status: 'unknown' };
 
@@ -64,7 +64,6 @@ export async function replaceRoutesCombined(
   queued: readonly string[],
   f: DbFence,
 ): Promise<CombinedChange | null> {
-  const same = 'routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port';
   const r = await q.query<ViewRow & { served: Array<[string, string | number]> | null; own_generation: string | number }>(
     `${LOCKED_STATEMENT}
      WITH snap AS (
@@ -100,28 +99,7 @@ export async function replaceRoutesCombined(
        UPDATE route_intents ri SET status = 'applied', generation = c.generation - (SELECT n FROM n) + cand.k, decided_at = now()
          FROM c, cand WHERE ri.intent_id = cand.intent_id
        RETURNING ri.intent_id, ri.generation, cand.k),
-     del AS (
-       DELETE FROM routes USING c
-        WHERE routes.circuit_id = c.id
-          AND routes.route_id NOT IN (SELECT (x->>'routeId')::uuid FROM final, jsonb_array_elements(final.routes) x)
-       RETURNING routes.route_id),
-     up AS (
-       INSERT INTO routes AS routes (circuit_id, route_id, session_id, host, port, traffic_ratio, position)
-       SELECT c.id, i."routeId", i."sessionId", i.host, i.port, i."trafficRatio", i.position
-         FROM c, final, ${inputRoutes('final.routes')}
-       ON CONFLICT (circuit_id, route_id) DO UPDATE SET
-         session_id = EXCLUDED.session_id,
-         traffic_ratio = EXCLUDED.traffic_ratio,
-         position = EXCLUDED.position,
-         host = EXCLUDED.host,
-         port = EXCLUDED.port,
-         health_status = CASE WHEN ${same} THEN routes.health_status ELSE 'unknown' END,
-         consecutive_successes = CASE WHEN ${same} THEN routes.consecutive_successes ELSE 0 END,
-         consecutive_failures = CASE WHEN ${same} THEN routes.consecutive_failures ELSE 0 END,
-         last_checked_at = CASE WHEN ${same} THEN routes.last_checked_at ELSE NULL END,
-         last_error = CASE WHEN ${same} THEN routes.last_error ELSE NULL END,
-         created_at = CASE WHEN ${same} THEN routes.created_at ELSE now() END
-       RETURNING routes.*)
+     ${replaceRoutesCtes('(SELECT routes FROM final)')}
      SELECT row_to_json(c) AS circuit,
             (SELECT json_agg(row_to_json(up) ORDER BY up.position) FROM up) AS routes,
             (SELECT row_to_json(w) FROM workers w WHERE w.authority = c.worker) AS worker,

@@ -65,6 +65,37 @@ export const inputRoutes = (param: string) =>
   `jsonb_to_recordset(${param}::jsonb) AS i("routeId" uuid, "sessionId" uuid, host text, port int, "trafficRatio" float8, position int)`;
 
 /**
+ * The CTEs `del` and `up` that make circuit `c`'s routes exactly the JSON array `routes` (an SQL
+ * expression): routes not in it are deleted; the others are upserted, and a route that keeps its
+ * id, host and port keeps its health (a new address is a new backend and starts over).
+ */
+export function replaceRoutesCtes(routes: string): string {
+  const same = 'routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port';
+  return `del AS (
+       DELETE FROM routes USING c
+        WHERE routes.circuit_id = c.id
+          AND routes.route_id NOT IN (SELECT (x->>'routeId')::uuid FROM jsonb_array_elements((${routes})::jsonb) x)
+       RETURNING routes.route_id),
+     up AS (
+       INSERT INTO routes AS routes (circuit_id, route_id, session_id, host, port, traffic_ratio, position)
+       SELECT c.id, i."routeId", i."sessionId", i.host, i.port, i."trafficRatio", i.position
+         FROM c, ${inputRoutes(routes)}
+       ON CONFLICT (circuit_id, route_id) DO UPDATE SET
+         session_id = EXCLUDED.session_id,
+         traffic_ratio = EXCLUDED.traffic_ratio,
+         position = EXCLUDED.position,
+         host = EXCLUDED.host,
+         port = EXCLUDED.port,
+         health_status = CASE WHEN ${same} THEN routes.health_status ELSE 'unknown' END,
+         consecutive_successes = CASE WHEN ${same} THEN routes.consecutive_successes ELSE 0 END,
+         consecutive_failures = CASE WHEN ${same} THEN routes.consecutive_failures ELSE 0 END,
+         last_checked_at = CASE WHEN ${same} THEN routes.last_checked_at ELSE NULL END,
+         last_error = CASE WHEN ${same} THEN routes.last_error ELSE NULL END,
+         created_at = CASE WHEN ${same} THEN routes.created_at ELSE now() END
+       RETURNING routes.*)`;
+}
+
+/**
  * Replaces a live circuit's routes and bumps its generation, in one statement. A route that keeps
  * its id, host and port keeps its health; a new address is a new backend and starts over. With
  * ifMatch, applies only at that generation. A circuit whose unload was requested is not changed.
@@ -99,7 +130,6 @@ export async function explainRoutesMiss(q: Queryable, id: string, ifMatch: numbe
 }
 
 async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly RouteInput[], ifMatch: number | undefined, f: DbFence): Promise<CircuitView | null> {
-  const same = 'routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port';
   const r = await q.query<ViewRow>(
     `${LOCKED_STATEMENT}
      WITH snap AS (
@@ -111,28 +141,7 @@ async function replaceRoutesOnce(q: Queryable, id: string, routes: readonly Rout
           AND ${FENCE_HOLDS}
           AND c.generation = (SELECT generation FROM snap)
        RETURNING c.*),
-     del AS (
-       DELETE FROM routes USING c
-        WHERE routes.circuit_id = c.id
-          AND routes.route_id NOT IN (SELECT (x->>'routeId')::uuid FROM jsonb_array_elements($4::jsonb) x)
-       RETURNING routes.route_id),
-     up AS (
-       INSERT INTO routes AS routes (circuit_id, route_id, session_id, host, port, traffic_ratio, position)
-       SELECT c.id, i."routeId", i."sessionId", i.host, i.port, i."trafficRatio", i.position
-         FROM c, ${inputRoutes('$4')}
-       ON CONFLICT (circuit_id, route_id) DO UPDATE SET
-         session_id = EXCLUDED.session_id,
-         traffic_ratio = EXCLUDED.traffic_ratio,
-         position = EXCLUDED.position,
-         host = EXCLUDED.host,
-         port = EXCLUDED.port,
-         health_status = CASE WHEN ${same} THEN routes.health_status ELSE 'unknown' END,
-         consecutive_successes = CASE WHEN ${same} THEN routes.consecutive_successes ELSE 0 END,
-         consecutive_failures = CASE WHEN ${same} THEN routes.consecutive_failures ELSE 0 END,
-         last_checked_at = CASE WHEN ${same} THEN routes.last_checked_at ELSE NULL END,
-         last_error = CASE WHEN ${same} THEN routes.last_error ELSE NULL END,
-         created_at = CASE WHEN ${same} THEN routes.created_at ELSE now() END
-       RETURNING routes.*)
+     ${replaceRoutesCtes('$4')}
      SELECT row_to_json(c) AS circuit,
             (SELECT json_agg(row_to_json(up) ORDER BY up.position) FROM up) AS routes,
             (SELECT row_to_json(w) FROM workers w WHERE w.authority = c.worker) AS worker
