@@ -3,7 +3,7 @@
 import type { Etcd3 } from 'etcd3';
 import { kvKey, kvValue } from './keys.js';
 import { locksPrefix, parseLockKey } from './layout.js';
-import { decodeLockValue } from './mutex.js';
+import { decodeLockValue } from './lock-queue.js';
 import { scanPrefix } from './scan.js';
 import { etcdCall } from './failures.js';
 

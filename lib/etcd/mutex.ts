@@ -10,11 +10,15 @@
 // the state at the moment of ownership ride along in the acquiring transaction ("reads"), so an
 // uncontended acquire costs exactly one RPC.
 import type { Etcd3, ICompare, IRequestOp, IResponseOp, ITxnResponse } from 'etcd3';
-import { cmp, enc, kvKey, kvValue, op, prefixEnd } from './keys.js';
+import { cmp, enc, kvKey, kvValue, op } from './keys.js';
 import { deadline } from './client.js';
-import { etcdFailure, isCompacted } from './failures.js';
+import { etcdFailure } from './failures.js';
 import { decodeEpoch } from './epoch-codec.js';
-import { LockLostError, LockTimeoutError } from '../errors.js';
+import { waitForDelete, watchServed } from './waiting.js';
+import { decodeLockValue, ownerRange, ownerRangeRequest, predecessorsRange, queueOf, queueRange, type LockKeyValue, type QueuedContender } from './lock-queue.js';
+
+export { decodeLockValue, type LockKeyValue, type QueuedContender };
+import { LockLostError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Session } from './session.js';
 
@@ -133,13 +137,6 @@ export interface Acquired {
   queue: QueuedContender[];
 }
 
-/** A contender queued behind the holder, with what it wrote in its lock key. */
-export interface QueuedContender {
-  key: string;
-  createRevision: string;
-  value: LockKeyValue;
-}
-
 /** While we queued, a holder did our work for us and removed our key (opts.served). */
 export interface Served {
   served: unknown;
@@ -173,33 +170,6 @@ export interface AcquireOptions {
   onQueued?: () => void;
 }
 
-/** The value of a lock key: when the contender queued, who it is and what it queued with. */
-export interface LockKeyValue {
-  since: string;
-  holder: string;
-  note?: string;
-}
-
-export function decodeLockValue(s: string): LockKeyValue | null {
-  try {
-    const v = JSON.parse(s) as Partial<LockKeyValue>;
-    if (typeof v.since !== 'string') return null;
-    return { since: v.since, holder: typeof v.holder === 'string' ? v.holder : '', ...(typeof v.note === 'string' ? { note: v.note } : {}) };
-  } catch {
-    return null;
-  }
-}
-
-const ownerRangeRequest = (prefix: string) => ({
-  key: enc(prefix),
-  range_end: prefixEnd(enc(prefix)),
-  sort_order: 'Ascend' as const,
-  sort_target: 'Create' as const,
-  limit: 1,
-  keys_only: true,
-});
-const ownerRange = (prefix: string): IRequestOp => ({ request_range: ownerRangeRequest(prefix) });
-
 async function etcdTxn(session: Session, build: () => Parameters<Etcd3['kv']['txn']>[0], timeoutMs: number): Promise<ITxnResponse> {
   try {
     return await session.etcd.kv.txn(build(), deadline(timeoutMs));
@@ -216,36 +186,6 @@ const epochOf = (r: IResponseOp | undefined): number => {
 /** Acquires the lock (see acquireOrServed); for callers that are never served. */
 export async function acquire(session: Session, opts: Omit<AcquireOptions, 'served'>): Promise<Acquired> {
   return (await acquireOrServed(session, opts)) as Acquired;
-}
-
-const predecessorsRange = (prefix: string, below?: string, limit = 1): IRequestOp => ({
-  request_range: {
-    key: enc(prefix),
-    range_end: prefixEnd(enc(prefix)),
-    ...(below === undefined ? {} : { max_create_revision: (BigInt(below) - 1n).toString() }),
-    sort_order: 'Descend',
-    sort_target: 'Create',
-    limit,
-    keys_only: true,
-  },
-});
-
-const queueRange = (prefix: string, after: string, limit: number): IRequestOp => ({
-  request_range: {
-    key: enc(prefix),
-    range_end: prefixEnd(enc(prefix)),
-    min_create_revision: (BigInt(after) + 1n).toString(),
-    sort_order: 'Ascend',
-    sort_target: 'Create',
-    limit,
-  },
-});
-
-function queueOf(r: IResponseOp | undefined): QueuedContender[] {
-  return (r?.response_range.kvs ?? []).flatMap((kv) => {
-    const value = decodeLockValue(kvValue(kv));
-    return value === null ? [] : [{ key: kvKey(kv), createRevision: kv.create_revision, value }];
-  });
 }
 
 /**
@@ -373,84 +313,6 @@ export async function acquireOrServed(session: Session, opts: AcquireOptions): P
   } finally {
     served?.cancel();
   }
-}
-
-/** Watches `key` from `fromRevision` for a value that `find` reads as serving us. */
-function watchServed(etcd: Etcd3, served: NonNullable<AcquireOptions['served']>, fromRevision: bigint): { found: Promise<{ outcome: unknown }>; cancel(): void } {
-  let cancelled = false;
-  let resolveFound!: (v: { outcome: unknown }) => void;
-  const found = new Promise<{ outcome: unknown }>((r) => (resolveFound = r));
-  const watcherP = etcd.watch().key(served.key).startRevision(fromRevision.toString()).only('put').create();
-  watcherP.then(
-    (w) => {
-      if (cancelled) return void w.cancel().catch(() => {});
-      w.on('put', (kv) => {
-        const outcome = served.find(kvValue(kv));
-        if (outcome !== undefined) resolveFound({ outcome });
-      });
-      // A compacted or failed watch only loses the fast path: the waiter's own check still reads the key.
-      w.on('error', () => {});
-    },
-    () => {},
-  );
-  return {
-    found,
-    cancel() {
-      cancelled = true;
-      void watcherP.then((w) => w.cancel()).catch(() => {});
-    },
-  };
-}
-
-/**
- * How often a waiter also reads whether its predecessor is gone. Its watch alone is not enough:
- * all watches of a client share one stream on one member, and when that member becomes
- * unreachable without closing the connection (a partition, a frozen process) the stream stays
- * silent until gRPC's keepalive declares the connection dead (client.ts: ~7.5 s), longer than a
- * waiter waits. The read goes to any member that answers.
- */
-export const WAITER_POLL_MS = 1000;
-
-function waitForDelete(etcd: Etcd3, key: string, createRevision: string, fromRevision: bigint, until: number, rpcTimeoutMs: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    let pollTimer: NodeJS.Timeout | undefined;
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(pollTimer);
-      void watcherP.then((w) => w.cancel()).catch(() => {});
-      if (err) reject(err);
-      else resolve();
-    };
-    const timer = setTimeout(
-      () => finish(new LockTimeoutError(`lock not acquired within the wait limit (queued behind ${key})`)),
-      Math.max(0, until - performance.now()),
-    );
-    signal?.addEventListener('abort', () => finish(), { once: true });
-    const poll = (): void => {
-      pollTimer = setTimeout(() => {
-        // Gone, or gone and put again by its session (a later create revision: not ahead of us).
-        etcd.kv.range({ key: enc(key), keys_only: true }, deadline(rpcTimeoutMs)).then(
-          (r) => (r.kvs[0]?.create_revision !== createRevision ? finish() : settled || poll()),
-          () => settled || poll(),
-        );
-      }, WAITER_POLL_MS);
-    };
-    poll();
-    // A watch from a revision that compaction removed is cancelled by etcd: the predecessor may
-    // be gone by now, so settle and let the caller re-check instead of failing.
-    const onError = (e: Error) => (isCompacted(e) ? finish() : finish(e));
-    const watcherP = etcd.watch().key(key).startRevision(fromRevision.toString()).only('delete').create();
-    watcherP.then(
-      (w) => {
-        w.on('delete', () => finish());
-        w.on('error', onError);
-      },
-      onError,
-    );
-  });
 }
 
 /**
