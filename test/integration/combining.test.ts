@@ -7,7 +7,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeRuntime, Invocation } from '../../lib/runtime.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
-import { propagate } from '../../lib/circuits/propagate.js';
+import { propagate, type PropagateResult } from '../../lib/circuits/propagate.js';
 import { readCircuit } from '../../lib/db/index.js';
 import { acquire, decodeMeta, epochKey, lockPrefix, metaKey, type Acquired } from '../../lib/etcd/index.js';
 import { render } from '../../lib/traefik/render.js';
@@ -17,7 +17,8 @@ import { pauseAt } from '../../lib/failpoints.js';
 import type { RouteInput } from '../../lib/model.js';
 import { keysUnder, route, seedCircuit, testRuntime } from '../support/rt.js';
 
-const rt = testRuntime({ LOCK_WAIT_MS: '10000' });
+// A TTL longer than the machine can stall for: the test holder's lease must not run out.
+const rt = testRuntime({ LOCK_WAIT_MS: '10000', LOCK_TTL_SECONDS: '10' });
 const invs: Invocation[] = [];
 const inv = (label: string) => {
   const i = new Invocation(rt, label);
@@ -43,7 +44,8 @@ async function pendingIntents(id: string, n: number): Promise<void> {
     if (Number(r.rows[0]!.n) >= n) return;
     await new Promise((res) => setTimeout(res, 25));
   }
-  throw new Error(`fewer than ${n} pending changes of ${id}`);
+  const all = await rt.db.query<{ status: string }>('SELECT status FROM route_intents WHERE circuit_id = $1', [id]);
+  throw new Error(`fewer than ${n} pending changes of ${id}: ${JSON.stringify(all.rows)}`);
 }
 
 async function etcdState(id: string, worker: string) {
@@ -62,14 +64,17 @@ async function expectPublished(id: string, worker: string, routes: RouteInput[],
   expect(s.keys).toEqual(render(view.circuit, view.worker, { traefikRoot: rt.config.traefikRoot, extraMiddlewares: rt.config.traefikExtraMiddlewares }));
 }
 
-/** Starts updateRoutes writers one after another, each queued (its change recorded) before the next starts. */
-async function queueWriters(id: string, sets: RouteInput[][]) {
-  const results = [];
+/**
+ * Starts updateRoutes writers one after another, each queued (its change recorded) before the next
+ * starts; resolves with their starts once the last is queued, so the caller can release the lock.
+ */
+async function queueWriters(id: string, sets: RouteInput[][]): Promise<{ done: Promise<PropagateResult[]> }> {
+  const results: Array<Promise<PropagateResult>> = [];
   for (const [k, routes] of sets.entries()) {
     results.push(updateRoutes(inv(`test:w${k}`), id, routes));
     await pendingIntents(id, k + 1);
   }
-  return Promise.all(results);
+  return { done: Promise.all(results) };
 }
 
 describe('combining on a hot circuit', () => {
@@ -78,8 +83,7 @@ describe('combining on a hot circuit', () => {
     await propagate(inv('test:publish'), id);
     const held = await hold(id);
     const sets = [[route(10)], [route(20), route(21)], [route(30)], [route(40)]];
-    const all = queueWriters(id, sets);
-    await pendingIntents(id, sets.length);
+    const { done: all } = await queueWriters(id, sets);
     const revisionBefore = BigInt((await rt.etcd.kv.range({ key: Buffer.from('x'), count_only: true })).header.revision);
     await held.release();
     const [first, ...rest] = await all;
@@ -129,8 +133,7 @@ describe('combining on a hot circuit', () => {
     const sets = [[route(10)], [route(20)], [route(30)]];
     // The first writer to hold the lock loses its lease after its statement, before its etcd write.
     const paused = pauseAt('propagate.beforeApply', (ctx) => ctx.holder === 'test:w0');
-    const all = queueWriters(id, sets);
-    await pendingIntents(id, 3);
+    const { done: all } = await queueWriters(id, sets);
     await held.release();
     await paused.reached;
     const w0 = invs.find((i) => i.label === 'test:w0')!;
@@ -145,7 +148,7 @@ describe('combining on a hot circuit', () => {
   });
 
   it('a writer that gives up takes its change back: 503, nothing changed, and nobody applies it later', async () => {
-    const quick = testRuntime({ LOCK_WAIT_MS: '600', META_PREFIX: rt.config.metaPrefix, TRAEFIK_ROOT: rt.config.traefikRoot });
+    const quick = testRuntime({ LOCK_WAIT_MS: '600', LOCK_TTL_SECONDS: '10', META_PREFIX: rt.config.metaPrefix, TRAEFIK_ROOT: rt.config.traefikRoot });
     try {
       const { id } = await seedCircuit(quick, { routes: [route(1)] });
       const held = await hold(id);
@@ -170,7 +173,7 @@ describe('combining on a hot circuit', () => {
   });
 
   it('a writer whose wait ends after the holder committed its change answers 200 applied:false with its generation, never "nothing changed"', async () => {
-    const quick = testRuntime({ LOCK_WAIT_MS: '1500', META_PREFIX: rt.config.metaPrefix, TRAEFIK_ROOT: rt.config.traefikRoot });
+    const quick = testRuntime({ LOCK_WAIT_MS: '1500', LOCK_TTL_SECONDS: '10', META_PREFIX: rt.config.metaPrefix, TRAEFIK_ROOT: rt.config.traefikRoot });
     try {
       const { id, worker } = await seedCircuit(quick, { routes: [route(1)] });
       const held = await hold(id);
