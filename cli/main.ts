@@ -258,7 +258,7 @@ export function program(): Command {
   cmd
     .command('drift')
     .description('what the next sweep would change, and what it leaves alone (writes nothing)')
-    .option('--exit-code', 'exit 1 when something would be repaired or is reported')
+    .option('--exit-code', 'exit 1 when something would be repaired, a circuit tree the database does not know is found, or a circuit cannot be rendered (keys outside circuitry\'s names never count)')
     .action(async (o: { exitCode?: boolean }, c: Command) => void (code = await drift(jsonOf(c), o)));
   cmd
     .command('locks')
@@ -275,7 +275,7 @@ export function program(): Command {
   cmd
     .command('import')
     .description("take over circuits another coordinator wrote under a worker's Traefik root (Backend.AI's layout): dry run unless --apply")
-    .requiredOption('--worker <authority>', 'the worker whose root to read (register it first: PUT /v2/workers/{authority})')
+    .requiredOption('--worker <authority>', 'the worker whose root to read (register it first: PUT /v2/workers/{authority})', authority)
     .option('--apply', 'create the importable circuits (their keys stay byte for byte as they are)')
     .addOption(new Option('--app-mode <mode>', 'appMode of imported circuits without a health check').choices(['interactive', 'inference']))
     .action(async (o: { worker: string; apply?: boolean; appMode?: 'inference' | 'interactive' }, c: Command) => void (code = await importCmd(jsonOf(c), o)));

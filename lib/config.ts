@@ -141,10 +141,21 @@ export type Config = Readonly<{
   healthMaxSweepers: number;
 }>;
 
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/** etcdctl accepts bare host:port endpoints; so do we, with the scheme etcdctl would use
+ * (https when a CA is configured). Anything else is left for the URL check to name. */
+function withSchemes(endpoints: string, tls: boolean): string {
+  return csv(endpoints)
+    .map((x) => (HOST_PORT.test(x) ? `${tls ? 'https' : 'http'}://${x}` : x))
+    .join(',');
+}
+
 /** Parses an environment; throws a ConfigError that names every offending variable. */
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   // Empty strings count as unset: SSM and shell templates often produce them.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  if (present.ETCD_ENDPOINTS !== undefined) present.ETCD_ENDPOINTS = withSchemes(present.ETCD_ENDPOINTS, present.ETCD_CA_FILE !== undefined);
   const r = envSchema.safeParse(present);
   if (!r.success) {
     const problems = r.error.issues.map((i) => {

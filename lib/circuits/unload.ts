@@ -19,8 +19,9 @@ export interface UnloadRequested {
 export async function requestUnload(rt: Runtime, publisher: Publisher, id: string, onPublishError: (err: Error) => void = () => {}): Promise<UnloadRequested> {
   const r = await recordUnloadRequest(rt.db, id);
   if (r === null) throw new NotFoundError(`circuit ${id} does not exist`);
-  // Published even when already deleted: a retried DELETE must be able to finish an unload whose
-  // first event was lost; the unload makes duplicates no-ops. A failed publish is not an error:
+  // Published on every DELETE of a live circuit, retries included: a retried DELETE can finish an
+  // unload whose first event was lost, and the unload makes duplicates no-ops. Not published for a
+  // circuit already deleted (its keys are the sweep's to remove). A failed publish is not an error:
   // the request is durable, and sweeps complete it after UNLOAD_GRACE_SECONDS.
   let eventPublished = false;
   if (!r.deleted) {

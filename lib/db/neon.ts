@@ -49,7 +49,7 @@ function clientClass(neonWsProxy: string | undefined, onError: (err: Error) => v
       const c = this.neonConfig;
       c.webSocketConstructor ??= ws as unknown as NonNullable<typeof c.webSocketConstructor>;
       if (neonWsProxy !== undefined && neonWsProxy !== '') {
-        c.wsProxy = (host: string, port: number | string) => `${neonWsProxy}?address=${host}:${port}`;
+        c.wsProxy = neonWsProxy; // the driver appends ?address=host:port (Neon's wsproxy convention)
         c.useSecureWebSocket = false; // plain ws:// to a loopback proxy
         c.pipelineConnect = false; // plain request/response startup (DESIGN §6); works with any auth method
         c.pipelineTLS = false;

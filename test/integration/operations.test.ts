@@ -92,6 +92,9 @@ describe('circuitry CLI', () => {
     const missing = await cli(['import']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/required option '--worker <authority>'/);
+    const authority = await cli(['import', '--worker', 'BAD!']);
+    expect(authority.code).toBe(2);
+    expect(authority.stderr).toMatch(/--worker/);
     const env = await cli(['status'], { DATABASE_URL: undefined });
     expect(env.code).toBe(2);
     expect(env.stderr).toMatch(/DATABASE_URL is required/);

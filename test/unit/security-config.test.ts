@@ -67,6 +67,13 @@ describe('etcd credentials', () => {
     expect(c.etcd).toMatchObject({ username: 'circuitry', password: SECRET_ETCD, caFile: CA, certFile: CERT, keyFile: KEY });
   });
 
+  it('accepts bare host:port endpoints as etcdctl does: http, or https when a CA is set', () => {
+    expect(parseConfig({ ...base, ETCD_ENDPOINTS: '127.0.0.1:2379, localhost:22379,[::1]:2379' }).etcd.endpoints).toEqual(['http://127.0.0.1:2379', 'http://localhost:22379', 'http://[::1]:2379']);
+    expect(parseConfig({ ...base, ETCD_ENDPOINTS: '10.0.0.1:2379,https://10.0.0.2:2379', ETCD_CA_FILE: CA }).etcd.endpoints).toEqual(['https://10.0.0.1:2379', 'https://10.0.0.2:2379']);
+    expect(configError({ ...base, ETCD_ENDPOINTS: 'etcd-without-port' })).toMatch(/ETCD_ENDPOINTS each endpoint must be an http\(s\) URL/);
+    expect(configError({ ...base, ETCD_ENDPOINTS: 'ftp://10.0.0.1:2379' })).toMatch(/ETCD_ENDPOINTS each endpoint must be an http\(s\) URL/);
+  });
+
   it.each<[string, Record<string, string>, RegExp]>([
     ['a username without a password', { ETCD_USERNAME: 'circuitry' }, /ETCD_USERNAME and ETCD_PASSWORD must be set together/],
     ['a password without a username', { ETCD_PASSWORD: SECRET_ETCD }, /ETCD_USERNAME and ETCD_PASSWORD must be set together/],

@@ -26,7 +26,7 @@ import { packageOf, packageWithMetafiles, readMetafiles, type MetafileSummary } 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
 
-export const FUNCTIONS = ['circuits-api', 'scheduled-health', 'unload', 'update-routes'] as const;
+export const FUNCTIONS = ['circuits-api', 'scheduled-health', 'health-sweeper', 'unload', 'update-routes'] as const;
 const BASELINE = ' (baseline)';
 
 export interface ColdStartFunction {
