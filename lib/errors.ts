@@ -9,10 +9,11 @@
 //   ConflictError      409 (with a machine-readable code; some carry a Retry-After)
 //   RejectedError      422: valid on its own, not acceptable in this context
 //   IntegrityError     a write that would break an invariant was refused (ResurrectionError, RenderError)
+//   OutcomeUnknownError the change may or may not have been applied (503: read before retrying)
 //   MisconfiguredError the service cannot work as configured (credentials refused, invalid environment)
 // Anything else is a bug: 500, logged in full.
 
-export type ErrorKind = 'retry' | 'not-found' | 'conflict' | 'rejected' | 'integrity' | 'misconfigured';
+export type ErrorKind = 'retry' | 'not-found' | 'conflict' | 'rejected' | 'integrity' | 'misconfigured' | 'outcome-unknown';
 
 export abstract class CircuitryError extends Error {
   abstract readonly kind: ErrorKind;
@@ -148,6 +149,17 @@ export class ResurrectionError extends IntegrityError {}
 /** A circuit that cannot be expressed as Traefik keys (refused rather than half-rendered). */
 export class RenderError extends IntegrityError {}
 
+// ---- outcome unknown -----------------------------------------------------------------------------
+
+/**
+ * A change was offered to another writer (queued for the lock holder ahead) and could be neither
+ * withdrawn nor found applied: it may still be, or may already have been, applied. Not retryable
+ * as it is: the caller reads the circuit's generation first, or retries with If-Match.
+ */
+export class OutcomeUnknownError extends CircuitryError {
+  readonly kind = 'outcome-unknown' as const;
+}
+
 // ---- configuration --------------------------------------------------------------------------------
 
 export class MisconfiguredError extends CircuitryError {
@@ -176,6 +188,7 @@ const STATUS: Record<ErrorKind | 'bug', number> = {
   rejected: 422,
   integrity: 500,
   misconfigured: 500,
+  'outcome-unknown': 503,
   bug: 500,
 };
 

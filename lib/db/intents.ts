@@ -27,13 +27,23 @@ export async function intentOutcome(q: Queryable, intentId: string): Promise<Int
 }
 
 /**
- * Withdraws a pending change; when a holder claimed it first, says so with its generation. A
- * holder's statement that is claiming it right now is waited for (its row lock).
+ * Withdraws a change; when a holder claimed it first, says so with its generation. A holder's
+ * statement that is claiming it right now is waited for (its row lock).
+ *
+ * Also right when the record's own answer was lost, so that nobody knows whether the row exists:
+ * a missing row is inserted already withdrawn (a late INSERT of the record then fails on the key,
+ * and no holder can claim it), an existing one is withdrawn if still pending, and an applied one
+ * reports its generation. Never "not recorded" by guess: the row may exist and be applied.
  */
-export async function withdrawIntent(q: Queryable, intentId: string): Promise<IntentOutcome> {
-  const r = await q.query(`UPDATE route_intents SET status = 'withdrawn', decided_at = now() WHERE intent_id = $1 AND status = 'pending'`, [intentId]);
+export async function withdrawIntent(q: Queryable, intentId: string, circuitId: string): Promise<IntentOutcome> {
+  const r = await q.query(
+    `INSERT INTO route_intents AS ri (intent_id, circuit_id, routes, status, decided_at)
+     SELECT $1, $2, '[]'::jsonb, 'withdrawn', now() WHERE EXISTS (SELECT 1 FROM circuits WHERE id = $2)
+     ON CONFLICT (intent_id) DO UPDATE SET status = 'withdrawn', decided_at = now() WHERE ri.status = 'pending'`,
+    [intentId, circuitId],
+  );
   if ((r.rowCount ?? 0) > 0) return { status: 'withdrawn' };
-  // Read in a statement of its own: it must see the claim the UPDATE waited for.
+  // Read in a statement of its own: it must see the claim the upsert waited for.
   return intentOutcome(q, intentId);
 }
 
@@ -50,7 +60,7 @@ export interface CombinedChange {
  * with `ownIntent`, our recorded change, which must still be pending) at generation g+1, then each
  * pending queued change without If-Match, in `queued` order, at g+2, g+3, …; the routes the circuit
  * ends with are the last change's. Routes keep their health when their id, host and port survive
- * into the final set, as in replaceRoutes. Applies only where replaceRoutes would (live, not
+ * every change of the batch, as they would applied one by one. Applies only where replaceRoutes would (live, not
  * unloading, If-Match, the holder's fence, no generation committed since the statement's
  * snapshot — see replaceRoutes); null when it did not, or when `ownIntent` is no longer pending.
  *
@@ -99,7 +109,13 @@ export async function replaceRoutesCombined(
        UPDATE route_intents ri SET status = 'applied', generation = c.generation - (SELECT n FROM n) + cand.k, decided_at = now()
          FROM c, cand WHERE ri.intent_id = cand.intent_id
        RETURNING ri.intent_id, ri.generation, cand.k),
-     ${replaceRoutesCtes('(SELECT routes FROM final)')}
+     ${replaceRoutesCtes(
+       '(SELECT routes FROM final)',
+       // in every change of the batch, with the same address: else it was removed (or moved) on the way
+       `NOT EXISTS (SELECT 1 FROM (SELECT $4::jsonb AS routes UNION ALL SELECT routes FROM cand) batch
+                     WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(batch.routes) x
+                                        WHERE (x->>'routeId')::uuid = routes.route_id AND x->>'host' = routes.host AND (x->>'port')::int = routes.port))`,
+     )}
      SELECT row_to_json(c) AS circuit,
             (SELECT json_agg(row_to_json(up) ORDER BY up.position) FROM up) AS routes,
             (SELECT row_to_json(w) FROM workers w WHERE w.authority = c.worker) AS worker,

@@ -68,9 +68,11 @@ export const inputRoutes = (param: string) =>
  * The CTEs `del` and `up` that make circuit `c`'s routes exactly the JSON array `routes` (an SQL
  * expression): routes not in it are deleted; the others are upserted, and a route that keeps its
  * id, host and port keeps its health (a new address is a new backend and starts over).
+ * `keptThroughout`, a condition on the existing row `routes`, narrows that further (several changes
+ * applied as one: a route some of them removed has started over, as it would one by one).
  */
-export function replaceRoutesCtes(routes: string): string {
-  const same = 'routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port';
+export function replaceRoutesCtes(routes: string, keptThroughout = 'TRUE'): string {
+  const same = `routes.host = EXCLUDED.host AND routes.port = EXCLUDED.port AND (${keptThroughout})`;
   return `del AS (
        DELETE FROM routes USING c
         WHERE routes.circuit_id = c.id

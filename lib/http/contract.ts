@@ -161,7 +161,7 @@ const problem = (description: string): Answer => ({ description, schema: problem
 function common(auth: boolean, body: boolean): Record<number, Answer> {
   const out: Record<number, Answer> = {
     400: problem('invalid request: the errors list names each offending field'),
-    503: problem('a dependency is down or the circuit lock was not acquired in time; nothing was changed (see Retry-After)'),
+    503: problem('a dependency is down or the circuit lock was not acquired in time; nothing was changed (see Retry-After) — except with type urn:circuitry:outcome-unknown: the change may have been applied, read the circuit before retrying'),
   };
   if (auth) out[401] = problem('missing or invalid bearer token');
   if (body) {

@@ -61,6 +61,11 @@ export function toProblem(err: unknown, retryAfterSeconds: number): HttpProblem 
     }
     case 'retry':
       return new HttpProblem(503, 'Service Unavailable', retryDetail(err as RetryableError), { headers: { 'retry-after': String(retryAfterSeconds) } });
+    case 'outcome-unknown':
+      return new HttpProblem(503, 'Service Unavailable', `${e.message}; read the circuit (its generation) before retrying, or retry with If-Match`, {
+        type: 'urn:circuitry:outcome-unknown',
+        headers: { 'retry-after': String(retryAfterSeconds) },
+      });
     case 'misconfigured':
       // Configuration messages name variables; credential refusals are fixed texts. Neither echoes a secret.
       return new HttpProblem(500, 'Internal Server Error', err instanceof ConfigError ? 'the service is misconfigured' : e.message);

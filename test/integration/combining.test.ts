@@ -12,7 +12,9 @@ import { readCircuit } from '../../lib/db/index.js';
 import { acquire, decodeMeta, epochKey, lockPrefix, metaKey, type Acquired } from '../../lib/etcd/index.js';
 import { render } from '../../lib/traefik/render.js';
 import { circuitKeyPrefixes, workerRoot } from '../../lib/traefik/names.js';
-import { LockTimeoutError } from '../../lib/errors.js';
+import { LockTimeoutError, OutcomeUnknownError } from '../../lib/errors.js';
+import type { Database } from '../../lib/db/index.js';
+import type { Runtime } from '../../lib/runtime.js';
 import { pauseAt } from '../../lib/failpoints.js';
 import type { RouteInput } from '../../lib/model.js';
 import { keysUnder, route, seedCircuit, testRuntime } from '../support/rt.js';
@@ -76,6 +78,31 @@ async function queueWriters(id: string, sets: RouteInput[][]): Promise<{ done: P
   }
   return { done: Promise.all(results) };
 }
+
+/**
+ * The runtime with a database whose answers to some statements are lost: `fault(text)` says
+ * whether to fail the statement before sending it, or after it ran (committed, answer lost).
+ */
+function lossy(base: Runtime, fault: (text: string) => 'before' | 'after' | undefined): Runtime {
+  const db = new Proxy(base.db, {
+    get(target, prop) {
+      if (prop === 'query') {
+        return async (text: string, params?: unknown[]) => {
+          const f = fault(text);
+          if (f === 'before') throw new Error('test: connection terminated before the statement');
+          const r = await target.query(text, params);
+          if (f === 'after') throw new Error('test: connection terminated, the answer was lost');
+          return r;
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as Database;
+  return { ...base, db };
+}
+const isRecord = (text: string) => text.startsWith('INSERT INTO route_intents (');
+const isWithdraw = (text: string) => text.includes("'withdrawn'") && text.includes('ON CONFLICT (intent_id)');
 
 describe('combining on a hot circuit', () => {
   it('the first writer to get the lock applies the changes queued behind it: queue order, one generation each, one etcd write; the others learn it with at most one more RPC', async () => {
@@ -197,6 +224,77 @@ describe('combining on a hot circuit', () => {
       expect(r.notAppliedReason).toMatch(/applied in the database by the lock holder ahead/);
       expect(await w0).toMatchObject({ applied: true, generation: 2, served: 1 });
       await expectPublished(id, worker, lateRoutes, 3);
+    } finally {
+      await closeRuntime(quick);
+    }
+  });
+  it('a writer whose record committed but whose answer was lost is applied once: it learns its change was applied ahead, and the change queued after it is not overwritten', async () => {
+    const { id, worker } = await seedCircuit(rt, { routes: [route(1)] });
+    await propagate(inv('test:publish'), id);
+    const held = await hold(id);
+    const [h, w, q] = [[route(10)], [route(20)], [route(30)]];
+    const hRun = updateRoutes(inv('test:h'), id, h);
+    await pendingIntents(id, 1);
+    const wInv = new Invocation(lossy(rt, (t) => (isRecord(t) ? 'after' : undefined)), 'test:w');
+    invs.push(wInv);
+    const wRun = updateRoutes(wInv, id, w);
+    await pendingIntents(id, 2);
+    const qRun = updateRoutes(inv('test:q'), id, q);
+    await pendingIntents(id, 3);
+    // h claims w and q with its own change, then loses its lease before its etcd write.
+    const paused = pauseAt('propagate.beforeApply', (ctx) => ctx.holder === 'test:h');
+    await held.release();
+    await paused.reached;
+    await (await invs.find((i) => i.label === 'test:h')!.session()).abandon('test: lease revoked between the commit and the etcd write');
+    paused.release();
+    expect(await hRun).toMatchObject({ applied: false, generation: 2, served: 2 });
+    const [wr, qr] = await Promise.all([wRun, qRun]);
+    expect(wr.generation).toBe(3);
+    expect(qr.generation).toBe(4);
+    const statuses = await rt.db.query<{ status: string; generation: string }>('SELECT status, generation FROM route_intents WHERE circuit_id = $1 ORDER BY generation', [id]);
+    expect(statuses.rows.map((r) => [r.status, Number(r.generation)])).toEqual([['applied', 2], ['applied', 3], ['applied', 4]]);
+    // q's change, queued last, is what the circuit ends with, at q's generation: w was not re-applied.
+    await expectPublished(id, worker, q, 4);
+  });
+
+  it('a waiter that gives up withdraws its change even when the first withdrawal fails; when none succeeds, it answers "outcome unknown", never "nothing changed"', async () => {
+    const quick = testRuntime({ LOCK_WAIT_MS: '1200', LOCK_TTL_SECONDS: '10', META_PREFIX: rt.config.metaPrefix, TRAEFIK_ROOT: rt.config.traefikRoot });
+    try {
+      for (const failures of [1, Infinity]) {
+        const { id, worker } = await seedCircuit(quick, { routes: [route(1)] });
+        await propagate(inv('test:publish'), id);
+        const held = await hold(id);
+        const hRoutes = [route(10)];
+        const hRun = updateRoutes(inv('test:h'), id, hRoutes);
+        await pendingIntents(id, 1);
+        let failed = 0;
+        const wInv = new Invocation(lossy(quick, (t) => (isWithdraw(t) && failed++ < failures ? 'before' : undefined)), 'test:w');
+        const wRoutes = [route(20)];
+        const wRun = updateRoutes(wInv, id, wRoutes).then(
+          (r) => r,
+          (e: Error) => e,
+        );
+        await pendingIntents(id, 2);
+        // h takes the lock having read w's note, and is frozen before its statement until w gave up.
+        const paused = pauseAt('propagate.locked', (ctx) => ctx.holder === 'test:h');
+        await held.release();
+        await paused.reached;
+        const wr = await wRun;
+        paused.release();
+        const hr = await hRun;
+        await wInv.close();
+        if (failures === 1) {
+          expect(wr).toBeInstanceOf(LockTimeoutError);
+          expect(hr).toMatchObject({ applied: true, generation: 2 });
+          expect(hr.served).toBeUndefined();
+          await expectPublished(id, worker, hRoutes, 2);
+        } else {
+          expect(wr).toBeInstanceOf(OutcomeUnknownError);
+          // and indeed: the holder applied it after w answered
+          expect(hr).toMatchObject({ applied: true, generation: 2, served: 1 });
+          await expectPublished(id, worker, wRoutes, 3);
+        }
+      }
     } finally {
       await closeRuntime(quick);
     }

@@ -24,7 +24,7 @@ describe('replaceRoutesCombined', () => {
     await recordIntent(rt.db, ic, id, c);
     await recordIntent(rt.db, iw, id, d);
     await recordIntent(rt.db, iforeign, other.id, d);
-    expect(await withdrawIntent(rt.db, iw)).toEqual({ status: 'withdrawn' });
+    expect(await withdrawIntent(rt.db, iw, id)).toEqual({ status: 'withdrawn' });
 
     const r = await replaceRoutesCombined(rt.db, id, { routes: own, ifMatch: 1, intentId: undefined }, [ic, iw, iforeign, inone, ib], nextFence());
     expect(r).not.toBeNull();
@@ -40,7 +40,7 @@ describe('replaceRoutesCombined', () => {
     expect(await intentOutcome(rt.db, iforeign)).toEqual({ status: 'pending' });
     expect(await intentOutcome(rt.db, inone)).toEqual({ status: 'unknown' });
     // a claimed change cannot be withdrawn any more: the waiter learns its generation
-    expect(await withdrawIntent(rt.db, ib)).toEqual({ status: 'applied', generation: 4 });
+    expect(await withdrawIntent(rt.db, ib, id)).toEqual({ status: 'applied', generation: 4 });
   });
 
   it('with nothing queued, is replaceRoutes: our routes at the next generation, health kept for routes that stay', async () => {
@@ -53,6 +53,30 @@ describe('replaceRoutesCombined', () => {
     expect(r!.view.circuit.routes.map((x) => [x.routeId, x.health.status])).toEqual([
       [keep.routeId, 'healthy'],
       [expect.any(String), 'unknown'],
+    ]);
+  });
+
+  it('a route removed by one change of the batch and re-added by a later one starts over, as it would one by one; one kept throughout keeps its health', async () => {
+    const [kept, bounced] = [route(1), route(2)];
+    const { id } = await seedCircuit(rt, { routes: [kept, bounced] });
+    await rt.db.query(`UPDATE routes SET health_status = 'healthy', consecutive_successes = 3 WHERE circuit_id = $1`, [id]);
+    const [removes, readds, moves] = [randomUUID(), randomUUID(), randomUUID()];
+    await recordIntent(rt.db, removes, id, [kept]);
+    await recordIntent(rt.db, readds, id, [kept, bounced]);
+    const r = await replaceRoutesCombined(rt.db, id, { routes: [kept, bounced], ifMatch: undefined, intentId: undefined }, [removes, readds], nextFence());
+    expect(r!.served.map((x) => x.intentId)).toEqual([removes, readds]);
+    expect(r!.view.circuit.routes.map((x) => [x.routeId, x.health.status, x.health.consecutiveSuccesses])).toEqual([
+      [kept.routeId, 'healthy', 3],
+      [bounced.routeId, 'unknown', 0],
+    ]);
+    // moved to another address on the way and back: also a new backend in between
+    await rt.db.query(`UPDATE routes SET health_status = 'healthy', consecutive_successes = 3 WHERE circuit_id = $1`, [id]);
+    await recordIntent(rt.db, moves, id, [kept, { ...bounced, port: bounced.port + 1 }]);
+    const m = await replaceRoutesCombined(rt.db, id, { routes: [kept, bounced], ifMatch: undefined, intentId: undefined }, [moves], nextFence());
+    expect(m!.served).toHaveLength(1);
+    expect(m!.view.circuit.routes.map((x) => [x.routeId, x.health.status])).toEqual([
+      [kept.routeId, 'healthy'],
+      [bounced.routeId, 'unknown'],
     ]);
   });
 
@@ -93,6 +117,23 @@ describe('replaceRoutesCombined', () => {
 });
 
 describe('withdrawIntent against a claim in flight', () => {
+  it('settles a change whose record\'s answer was lost: absent, it is recorded withdrawn, so a late record fails and no holder claims it', async () => {
+    const { id } = await seedCircuit(rt, { routes: [route(1)] });
+    const lost = randomUUID();
+    expect(await withdrawIntent(rt.db, lost, id)).toEqual({ status: 'withdrawn' });
+    await expect(recordIntent(rt.db, lost, id, [route(2)])).rejects.toThrow(/duplicate key/);
+    const own = [route(3)];
+    const r = await replaceRoutesCombined(rt.db, id, { routes: own, ifMatch: undefined, intentId: undefined }, [lost], nextFence());
+    expect(r!.served).toEqual([]);
+    expect(r!.view.circuit.routes.map((x) => x.routeId)).toEqual(own.map((x) => x.routeId));
+    // present and claimed, it reports the claim
+    const applied = randomUUID();
+    await recordIntent(rt.db, applied, id, [route(4)]);
+    const h = await replaceRoutesCombined(rt.db, id, { routes: own, ifMatch: undefined, intentId: undefined }, [applied], nextFence());
+    expect(h!.served).toEqual([{ intentId: applied, generation: 4 }]);
+    expect(await withdrawIntent(rt.db, applied, id)).toEqual({ status: 'applied', generation: 4 });
+  });
+
   it('waits for the holder and reports its claim: never "withdrawn" for an applied change', async () => {
     const { id } = await seedCircuit(rt, { routes: [route(1)] });
     const queued = randomUUID();
@@ -105,7 +146,7 @@ describe('withdrawIntent against a claim in flight', () => {
       expect(claimed.rowCount).toBe(1);
       await holder.query(`UPDATE route_intents SET status = 'applied', generation = 7, decided_at = now() WHERE intent_id = $1`, [queued]);
       let settled = false;
-      const withdrawal = withdrawIntent(rt.db, queued).finally(() => (settled = true));
+      const withdrawal = withdrawIntent(rt.db, queued, id).finally(() => (settled = true));
       await new Promise((r) => setTimeout(r, 300));
       expect(settled).toBe(false); // blocked on the holder's row lock
       await holder.query('COMMIT');

@@ -8,6 +8,7 @@ import { toProblem } from '../../lib/http/errors.js';
 import {
   classify,
   ConflictError,
+  OutcomeUnknownError,
   DependencyError,
   EtcdHistoryChangedError,
   FencedWriteError,
@@ -65,6 +66,13 @@ describe('toProblem', () => {
     expect(toProblem(new Error('boom'), 1)).toBeNull();
     expect(toProblem(Object.assign(new Error('syntax'), { code: '42601' }), 1)).toBeNull();
     expect(toProblem(new ResurrectionError('x'), 1)).toBeNull();
+  });
+
+  it('an unknown outcome is a 503 of its own kind that tells the caller to read before retrying', () => {
+    const p = toProblem(new OutcomeUnknownError('the change was queued and could be neither withdrawn nor found applied'), 3)!;
+    expect([p.status, p.extra.type, p.extra.headers]).toEqual([503, 'urn:circuitry:outcome-unknown', { 'retry-after': '3' }]);
+    expect(p.detail).toMatch(/read the circuit \(its generation\) before retrying/);
+    expect(classify(new OutcomeUnknownError('x'))).toMatchObject({ status: 503, retryable: false, label: 'outcome-unknown' });
   });
 
   it('a conflict that resolves by itself carries Retry-After; others do not', () => {
