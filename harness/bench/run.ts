@@ -1,4 +1,4 @@
-// `npm run bench` — side-by-side benchmarks of circuitry's fenced write path (issue 6).
+// `npm run bench` — side-by-side benchmarks of circuitry's fenced write path.
 //
 //   npm run bench -- [--only propagate,contention,coldstart,scaling] [--runs 1000] [options]
 //

@@ -1,4 +1,4 @@
-// `npm run chaos`: the chaos harness's coordinator (issues 5 and 15). It
+// `npm run chaos`: the chaos harness's coordinator. It
 //   1. starts its own etcd (one member, or a cluster of --etcd-members behind fault proxies) +
 //      PostgreSQL (+ the WebSocket proxy), migrates, installs the generation recorder, starts fake
 //      backends whose health flips, registers two workers,

@@ -351,7 +351,7 @@ function errorOutcome(err: unknown, circuitId?: string): Outcome {
         ? 'not-found'
         : /committed in the database but not applied/.test(e?.message ?? '')
           ? 'not-applied'
-          : unavailable || /DependencyError|LockTimeoutError|LockLostError|SessionLostError|FencedWriteError/.test(name)
+          : unavailable || /DependencyError|LockTimeoutError|LockLostError|SessionLostError|FencedWriteError|OutcomeUnknownError/.test(name)
             ? 'unavailable'
             : 'error';
   return { status, ...(circuitId ? { circuitId } : {}), detail: `${name}: ${(e?.message ?? String(err)).slice(0, 300)}` };

@@ -1,4 +1,4 @@
-// The health state machine of one route (DESIGN §3 scheduled-health, issue 4). Pure: no I/O,
+// The health state machine of one route (DESIGN §3 scheduled-health). Pure: no I/O,
 // no clock; the sweep tells it whether the route is still inside its initial delay.
 //
 //   - A new route is `unknown` until it crosses a threshold, either way.

@@ -1,4 +1,4 @@
-// Dependency failures through the real handlers (issue 7, item 6): etcd or PostgreSQL unreachable,
+// Dependency failures through the real handlers: etcd or PostgreSQL unreachable,
 // stopped before a request, stopped in the middle of one (while it waits for the circuit lock,
 // after the database commit, before it), or hanging. Every time: a 503 problem with Retry-After
 // within the configured timeouts, and no partial write: either the old state or the new state,

@@ -1,5 +1,5 @@
-// Authentication on every API route, token rotation, and secrets kept out of the logs (issue 7,
-// item 1). Logs are captured at DEBUG level, with event logging requested through the
+// Authentication on every API route, token rotation, and secrets kept out of the logs.
+// Logs are captured at DEBUG level, with event logging requested through the
 // environment (POWERTOOLS_LOGGER_LOG_EVENT=true, which the functions must override), while the
 // handlers succeed and while they fail: wrong tokens, the database unreachable, the database
 // refusing a password, etcd refusing credentials.

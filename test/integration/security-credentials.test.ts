@@ -1,4 +1,4 @@
-// etcd credentials for real (issue 7, item 7): a CA, a server and a client certificate made with
+// etcd credentials for real: a CA, a server and a client certificate made with
 // openssl; an etcd of this file's own that serves only TLS on 127.0.0.1, requires client
 // certificates (--client-cert-auth) and has authentication enabled, with a least-privilege role for
 // circuitry (read-write on its Traefik root and meta prefix only). A propagate works with the right

@@ -1,4 +1,4 @@
-// Fuzzing the HTTP functions in CI (issue 7): >= 5,000 generated invalid requests, in-process with
+// Fuzzing the HTTP functions in CI: >= 5,000 generated invalid requests, in-process with
 // API Gateway v2 events, against the real etcd and PostgreSQL. Every one must be answered 4xx
 // with a problem body, and nothing may change (etcd revision, database checksum, EventBridge,
 // Object.prototype) across each batch. The generators and the checks live in harness/fuzz/run.ts,

@@ -1,4 +1,4 @@
-// Probe SSRF defences (issue 7, item 4), the cases test/integration/health-probe.test.ts does not
+// Probe SSRF defences, the cases test/integration/health-probe.test.ts does not
 // already cover: route hosts in numeric notations that the system resolver turns into addresses
 // (the metadata address as a decimal or hex "name"), request paths that look like authorities,
 // hostile response headers, and a resolver that hangs. The prober must check the address it

@@ -1,4 +1,4 @@
-// Strict validation of every input (issue 7, item 2), through the real handlers: every rejection
+// Strict validation of every input, through the real handlers: every rejection
 // is a 4xx application/problem+json that names the offending field, and changes nothing: the etcd
 // revision and a checksum of the whole database are compared around every single request.
 import { randomUUID } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Key-injection proof (issue 7, item 3): whatever the API's schemas ACCEPT renders only keys under
+// Key-injection proof: whatever the API's schemas ACCEPT renders only keys under
 // this circuit's own names inside this worker's own root. Inputs are adversarial: '/', '..', NUL,
 // uppercase, unicode look-alikes, backticks, spaces, commas, parentheses, very long strings,
 // mixed into otherwise valid values, for every field that reaches a key or a value: the circuit
