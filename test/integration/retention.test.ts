@@ -9,7 +9,7 @@ import { propagate } from '../../lib/circuits/propagate.js';
 import { unload } from '../../lib/circuits/unload.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
 import { createAndPublish } from '../../lib/circuits/create.js';
-import { readCircuit } from '../../lib/db/index.js';
+import { purgeDeleted, readCircuit } from '../../lib/db/index.js';
 import { acquire, epochKey, lockPrefix, metaKey, type AcquireOptions } from '../../lib/etcd/index.js';
 import { ConflictError, NotFoundError } from '../../lib/errors.js';
 import { armFailpoint } from '../../lib/failpoints.js';
@@ -18,7 +18,7 @@ import { computeDrift } from '../../lib/health/drift.js';
 import { silentLog } from '../../lib/health/log.js';
 import { createCircuitSchema } from '../../lib/model.js';
 import { isolatedRuntime, type IsolatedRuntime } from '../support/fake-backends.js';
-import { keysUnder, route, seedCircuit } from '../support/rt.js';
+import { keysUnder, rawConnection, route, seedCircuit } from '../support/rt.js';
 
 let iso: IsolatedRuntime;
 let inv: Invocation;
@@ -78,6 +78,83 @@ describe('tombstones and deleted rows', () => {
     expect(await readCircuit(iso.rt.db, recent.id)).not.toBeNull();
     expect(await readCircuit(iso.rt.db, live.id)).not.toBeNull();
     expect(await hasMeta(old.id)).toBe(false); // its tombstone retired in the same sweep
+  });
+});
+
+describe('purged circuits stay deleted (I1)', () => {
+  const recreate = (c: { id: string; worker: string }) =>
+    createCircuitSchema().parse({ id: c.id, worker: c.worker, protocol: 'http', appMode: 'interactive', frontend: { mode: 'port', port: 2 }, routes: [route(9)] });
+  const keysOf = async (id: string) =>
+    new Map([...(await keysUnder(iso.rt.etcd, `${iso.rt.config.traefikRoot}/`))].filter(([k]) => k.includes(id)));
+
+  it('an id is refused with the same 409 "deleted" after its row is purged, and nothing is published', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    await unload(inv, c.id);
+    await age(c.id, '2 days');
+    expect((await sweep()).rowsPurged).toBe(1);
+    expect(await readCircuit(iso.rt.db, c.id)).toBeNull();
+
+    const err = await createAndPublish(inv, recreate(c)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(err).toMatchObject({ code: 'deleted' });
+    expect(await readCircuit(iso.rt.db, c.id)).toBeNull();
+    expect(await keysOf(c.id)).toEqual(new Map());
+    expect(await hasMeta(c.id)).toBe(false);
+  });
+
+  it('a create racing the purge of its id (waiting on the purge\'s delete) is refused once the purge commits', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    await unload(inv, c.id);
+    await age(c.id, '2 days');
+    const purger = await rawConnection(iso.rt);
+    try {
+      await purger.query('BEGIN');
+      expect(await purgeDeleted(purger, 1, 10)).toEqual([c.id]);
+      // The create's insert meets the purge's uncommitted delete of the old row and waits for it.
+      const creating = createAndPublish(inv, recreate(c)).catch((e: unknown) => e);
+      for (;;) {
+        const w = await iso.rt.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO circuits%'`,
+        );
+        if (w.rows[0]!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await purger.query('COMMIT');
+      const err = await creating;
+      expect(err).toBeInstanceOf(ConflictError);
+      expect(err).toMatchObject({ code: 'deleted' });
+      expect(await readCircuit(iso.rt.db, c.id)).toBeNull();
+      expect(await keysOf(c.id)).toEqual(new Map());
+    } finally {
+      purger.release();
+    }
+  });
+
+  it('keys and meta of a purged circuit written back into etcd (an old snapshot) are removed by the sweep under ORPHAN_POLICY=report', async () => {
+    expect(iso.rt.config.orphanPolicy).toBe('report');
+    const c = await seedCircuit(iso.rt, { routes: [route(1), route(2)] });
+    await propagate(inv, c.id);
+    const snapshot = await keysOf(c.id);
+    const metaK = metaKey(iso.rt.config.metaPrefix, c.id);
+    const liveMeta = (await keysUnder(iso.rt.etcd, metaK)).get(metaK)!;
+    expect(snapshot.size).toBeGreaterThan(0);
+    await unload(inv, c.id);
+    await age(c.id, '2 days');
+    expect((await sweep()).rowsPurged).toBe(1);
+    expect(await keysOf(c.id)).toEqual(new Map());
+
+    // The snapshot comes back: the circuit's keys and its live meta, as before the deletion.
+    for (const [k, v] of [...snapshot, [metaK, liveMeta] as const]) await iso.rt.etcd.kv.put({ key: Buffer.from(k), value: Buffer.from(v) });
+    const s = await sweep();
+    expect(s.errors).toEqual([]);
+    expect(s.orphanKeys).toBe(0); // not someone else's keys: circuitry's own deleted circuit
+    expect(s.orphansRemoved).toBe(snapshot.size);
+    expect(await keysOf(c.id)).toEqual(new Map());
+    expect(await hasMeta(c.id)).toBe(false);
+    // Converged: the next sweep finds nothing of it.
+    expect(await sweep()).toMatchObject({ orphansRemoved: 0, tombstonesRetired: 0, etcdTxns: 0, errors: [] });
   });
 });
 
