@@ -241,6 +241,11 @@ export interface DriftRepair {
   errorCount: number;
   /** Repairs left to the caller (circuits it still owns): id -> worker. */
   deferred: Map<string, string>;
+  /**
+   * Every circuit this repair had to converge (repairs, deferred ones included, orphans, purged
+   * circuits' keys), whether or not it succeeded: its etcd state is not known to be settled.
+   */
+  circuits: Set<string>;
 }
 
 export interface RepairOptions {
@@ -265,6 +270,7 @@ export const emptyRepair = (): DriftRepair => ({
   errors: [],
   errorCount: 0,
   deferred: new Map(),
+  circuits: new Set(),
 });
 
 export async function repairDrift(inv: Invocation, plan: DriftPlan, o: RepairOptions): Promise<DriftRepair> {
@@ -278,6 +284,8 @@ export async function repairDrift(inv: Invocation, plan: DriftPlan, o: RepairOpt
     o.log.info('drift: keys outside circuitry naming left alone', { foreignKeys: plan.foreignKeys.count, sample: plan.foreignKeys.sample.slice(0, 5), keysOutsideWorkerRoots: plan.keysOutsideWorkerRoots });
   }
   const tasks: Array<Promise<void>> = [];
+  for (const id of plan.repairs.keys()) out.circuits.add(id);
+  for (const x of [...plan.orphans, ...plan.retired]) out.circuits.add(x.circuitId);
   for (const [id, r] of plan.repairs) {
     if (o.owned?.(id) === true) {
       out.deferred.set(id, r.worker);

@@ -146,6 +146,9 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
 
   if (drift !== undefined) {
     const d = await drift;
+    // Circuits this pass found drifted (repaired or not) keep their rows: a row is purged only
+    // once a drift pass that completed found its keys gone and left it alone.
+    const unsettled = new Set<string>();
     if (d instanceof Error) {
       addError(stats, `drift: ${d.message}`);
       log.error('drift repair failed', { error: d.message });
@@ -164,12 +167,16 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
         stats.etcdRpcs += r.etcdRpcs;
         stats.lockAcquisitions += r.lockAcquisitions;
         for (const e of r.errors) addError(stats, e);
+        for (const id of r.circuits) unsettled.add(id);
       }
     }
     try {
-      const purged = await purgeDeleted(db, config.deletedRetentionDays, o.purgePerPass);
-      stats.rowsPurged += purged.length;
-      if (purged.length > 0) log.info('purged deleted circuits past their retention', { count: purged.length });
+      // A failed drift pass says nothing about what etcd holds: no row is purged after it.
+      if (!(d instanceof Error)) {
+        const purged = await purgeDeleted(db, config.deletedRetentionDays, o.purgePerPass, [...unsettled]);
+        stats.rowsPurged += purged.length;
+        if (purged.length > 0) log.info('purged deleted circuits past their retention', { count: purged.length });
+      }
       await purgeTransitions(db, config.healthTransitionRetentionDays, o.purgePerPass * 10);
       // Queued route changes outlive every writer that could still read them after this.
       await purgeIntents(db, config.tombstoneRetentionSeconds, o.purgePerPass * 10);

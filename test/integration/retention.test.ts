@@ -9,7 +9,7 @@ import { propagate } from '../../lib/circuits/propagate.js';
 import { unload } from '../../lib/circuits/unload.js';
 import { updateRoutes } from '../../lib/circuits/update-routes.js';
 import { createAndPublish } from '../../lib/circuits/create.js';
-import { purgeDeleted, readCircuit } from '../../lib/db/index.js';
+import { deletedAndReleasedBefore, purgeDeleted, readCircuit, type Database } from '../../lib/db/index.js';
 import { acquire, epochKey, lockPrefix, metaKey, type AcquireOptions } from '../../lib/etcd/index.js';
 import { ConflictError, NotFoundError } from '../../lib/errors.js';
 import { armFailpoint } from '../../lib/failpoints.js';
@@ -155,6 +155,74 @@ describe('purged circuits stay deleted (I1)', () => {
     expect(await hasMeta(c.id)).toBe(false);
     // Converged: the next sweep finds nothing of it.
     expect(await sweep()).toMatchObject({ orphansRemoved: 0, tombstonesRetired: 0, etcdTxns: 0, errors: [] });
+  });
+});
+
+describe('what retention waits for', () => {
+  const keysOf = async (id: string) =>
+    new Map([...(await keysUnder(iso.rt.etcd, `${iso.rt.config.traefikRoot}/`))].filter(([k]) => k.includes(id)));
+
+  it('an aged deleted row whose keys are not confirmed gone is neither purged nor has its tombstone retired', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    await unload(inv, c.id);
+    await iso.rt.db.query(`UPDATE circuits SET keys_removed_at = NULL, deleted_at = deleted_at - interval '2 days' WHERE id = $1`, [c.id]);
+    expect(await deletedAndReleasedBefore(iso.rt.db, [c.id], 4)).toEqual(new Set());
+    expect(await purgeDeleted(iso.rt.db, 1, 10)).toEqual([]);
+    expect(await readCircuit(iso.rt.db, c.id)).not.toBeNull();
+    const plan = await computeDrift(inv, { db: iso.rt.db, circuitsPageSize: 10, keysPageSize: 10, log: silentLog });
+    expect(plan.tombstonesToRetire).toEqual([]);
+    expect(plan.repairs.get(c.id)?.reason).toMatch(/not yet confirmed gone/);
+  });
+
+  it('no row is purged after a drift pass that failed', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    await unload(inv, c.id);
+    await age(c.id, '2 days');
+    // The drift pass's page of live circuits fails; everything else works.
+    const db: Database = {
+      ...iso.rt.db,
+      query: (text, params) => (/c\.deleted_at IS NULL AND \(\$1::uuid IS NULL/.test(text) ? Promise.reject(new Error('page failed')) : iso.rt.db.query(text, params)),
+    };
+    const failing = new Invocation({ ...iso.rt, db });
+    try {
+      const s = await runSweep(failing, { publish: async () => {} });
+      expect(s.errors).toEqual([expect.stringMatching(/^drift: page failed/)]);
+      expect(s.rowsPurged).toBe(0);
+      expect(s.tombstonesRetired).toBe(0);
+      expect(await readCircuit(iso.rt.db, c.id)).not.toBeNull();
+      expect(await hasMeta(c.id)).toBe(true);
+    } finally {
+      await failing.close();
+    }
+    expect(await sweep()).toMatchObject({ rowsPurged: 1, errors: [] });
+  });
+
+  it('a circuit whose drift repair failed in this pass is not purged in it, nor in the pass that repairs it', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await propagate(inv, c.id);
+    const snapshot = await keysOf(c.id);
+    await unload(inv, c.id);
+    await age(c.id, '2 days');
+    // Its keys are back in etcd (the row still says they were removed), and their repair fails.
+    for (const [k, v] of snapshot) await iso.rt.etcd.kv.put({ key: Buffer.from(k), value: Buffer.from(v) });
+    disarms.push(
+      armFailpoint('propagate.locked', (ctx) => {
+        if (ctx.circuitId === c.id) throw new Error('repair failed');
+      }),
+    );
+    const s1 = await sweep();
+    expect(s1.errors).toEqual([expect.stringMatching(/repair failed/)]);
+    expect(s1.rowsPurged).toBe(0);
+    expect(await readCircuit(iso.rt.db, c.id)).not.toBeNull();
+    expect((await keysOf(c.id)).size).toBe(snapshot.size);
+
+    disarms.splice(0).forEach((d) => d());
+    const s2 = await sweep();
+    expect(s2).toMatchObject({ rowsPurged: 0, errors: [] });
+    expect(await keysOf(c.id)).toEqual(new Map());
+    expect(await sweep()).toMatchObject({ rowsPurged: 1, errors: [] });
   });
 });
 
