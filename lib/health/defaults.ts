@@ -30,6 +30,8 @@ export const SWEEP_DEFAULTS = {
    * the pass's deadline.
    */
   probeReserveMs: 1_000,
+  /** Wait before the next pass after a pass whose claim statement failed (bounded by the deadline). */
+  claimRetryMs: 1_000,
   /** Time left unused at the end of an invocation. */
   safetyMarginMs: 5_000,
 } as const;

@@ -2,7 +2,8 @@
 // and again, as long as another pass fits before the safety margin. When the remaining time at
 // the start is below one interval (the smallest health-check interval), exactly one pass runs, so
 // tools can drive single passes. A pass only claims circuits whose probe fits before the margin,
-// and the loop waits only for circuits a pass could still claim.
+// and the loop waits only for circuits a pass could still claim; after a pass whose claim
+// statement failed it waits claimRetryMs (within the time left) instead of retrying at once.
 import { nextDue } from '../db/index.js';
 import type { Invocation } from '../runtime.js';
 import { SWEEP_DEFAULTS } from './defaults.js';
@@ -27,6 +28,7 @@ export async function runSweeps(inv: Invocation, opts: RunSweepsOptions): Promis
   const margin = opts.safetyMarginMs ?? SWEEP_DEFAULTS.safetyMarginMs;
   const driftEveryMs = opts.driftEveryMs ?? SWEEP_DEFAULTS.driftEveryMs;
   const reserveMs = opts.probeReserveMs ?? SWEEP_DEFAULTS.probeReserveMs;
+  const claimRetryMs = opts.claimRetryMs ?? SWEEP_DEFAULTS.claimRetryMs;
   const clampMs = longestProbeMs(inv.rt.config.functionTimeoutSeconds, { safetyMarginMs: margin, probeReserveMs: reserveMs });
   const passes: SweepStats[] = [];
   const total = emptyStats();
@@ -58,8 +60,8 @@ export async function runSweeps(inv: Invocation, opts: RunSweepsOptions): Promis
     total.dbRoundTrips++;
     if (next.at === null) break;
     // A little slack: timers may fire a millisecond early, and waking before the due time would
-    // only make an empty pass.
-    const waitMs = Math.max(0, next.at.getTime() - now().getTime() + 10);
+    // only make an empty pass. A failed claim is not retried at once (it would fail the same way).
+    const waitMs = Math.max(0, next.at.getTime() - now().getTime() + 10, s.claimFailures > 0 ? claimRetryMs : 0);
     // Another pass must fit: the wait, a pass as long as the last one, and the margin.
     if (opts.remainingMs() - waitMs - s.durationMs - margin <= 0) break;
     if (waitMs > 0) await sleep(waitMs);

@@ -80,6 +80,7 @@ export class Probing {
       try {
         batch = await claimDueCircuits(o.db, o.now(), want, o.dueBy, budget);
       } catch (err) {
+        this.stats.claimFailures++;
         addError(this.stats, `claim: ${(err as Error).message}`);
         o.log.error('claiming due circuits failed', { error: (err as Error).message });
         break;

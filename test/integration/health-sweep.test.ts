@@ -14,7 +14,7 @@ import { metaKey } from '../../lib/etcd/index.js';
 import { decodeMeta } from '../../lib/etcd/index.js';
 import { db, keysUnder, route, seedCircuit, startProc } from '../support/rt.js';
 import { propagate } from '../../lib/circuits/propagate.js';
-import { recordUnloadRequest } from '../../lib/db/index.js';
+import { recordUnloadRequest, type Database } from '../../lib/db/index.js';
 import type { Prober } from '../../lib/health/probe.js';
 import { isolatedRuntime, seedHealthCircuit, startBackend, startBackends, type Backend, type IsolatedRuntime } from '../support/fake-backends.js';
 
@@ -362,6 +362,42 @@ describe('the deadline', () => {
     } as unknown as Prober;
     const s = await runSweep(lateInv, { publish: async () => {}, prober, now: justAfterNow, batchSize: 1, drift: false });
     expect(s).toMatchObject({ circuitsClaimed: 2, batches: 2, countersWritten: 2, errors: [] });
+  });
+
+  it('a failing claim statement is retried after claimRetryMs, not at once, and not past the deadline', async () => {
+    await seedHealthCircuit(late.rt, { routes: [await backend(200)], healthCheck: { intervalSeconds: 1 } });
+    let claims = 0;
+    const failing: Database = {
+      ...late.rt.db,
+      query: (text, params) => {
+        if (!text.includes('FOR UPDATE SKIP LOCKED')) return late.rt.db.query(text, params);
+        claims++;
+        return Promise.reject(new Error('claim failed'));
+      },
+    };
+    const inv2 = new Invocation({ ...late.rt, db: failing });
+    // Virtual time: sleeping moves the clock the loop sees, so the test does not wait for it.
+    let slept = 0;
+    const waits: number[] = [];
+    const end = Date.now() + 10_000;
+    try {
+      const r = await runSweeps(inv2, {
+        publish: async () => {},
+        remainingMs: () => end - Date.now() - slept,
+        sleep: async (ms) => {
+          waits.push(ms);
+          slept += ms;
+        },
+        safetyMarginMs: 500,
+      });
+      expect(r.total.claimFailures).toBe(claims);
+      expect(claims).toBeGreaterThanOrEqual(2);
+      // About one pass per claimRetryMs of the ~9.5 s left, not one pass after another.
+      expect(claims).toBeLessThanOrEqual(10);
+      expect(waits.every((w) => w >= 1000)).toBe(true);
+    } finally {
+      await inv2.close();
+    }
   });
 });
 
