@@ -226,6 +226,30 @@ describe('what retention waits for', () => {
   });
 });
 
+describe('queued route changes', () => {
+  const oldIntents = async (circuitId: string, n: number) =>
+    iso.rt.db.query(
+      `INSERT INTO route_intents (intent_id, circuit_id, routes, created_at)
+       SELECT gen_random_uuid(), $1, '[]'::jsonb, now() - interval '1 day' FROM generate_series(1, $2)`,
+      [circuitId, n],
+    );
+  const left = async () => (await iso.rt.db.query<{ n: number }>('SELECT count(*)::int AS n FROM route_intents')).rows[0]!.n;
+
+  it('a pass purges old queued changes batch after batch while batches come back full', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await oldIntents(c.id, 45); // purgePerPass 2: batches of 20
+    await runSweep(inv, { publish: async () => {}, purgePerPass: 2 });
+    expect(await left()).toBe(0);
+  });
+
+  it('with its deadline passed, a pass purges one batch and leaves the rest to the next', async () => {
+    const c = await seedCircuit(iso.rt, { routes: [route(1)] });
+    await oldIntents(c.id, 45);
+    await runSweep(inv, { publish: async () => {}, purgePerPass: 2, deadline: Date.now() - 1 });
+    expect(await left()).toBe(25);
+  });
+});
+
 describe('compaction', () => {
   const lockOpts = (id: string): AcquireOptions => ({
     prefix: lockPrefix(iso.rt.config.metaPrefix, id),
