@@ -94,6 +94,7 @@ async function drift(out: Out, o: { exitCode?: boolean }): Promise<number> {
         circuitsChecked: plan.circuitsChecked,
         repairs: [...plan.repairs].map(([circuitId, r]) => ({ circuitId, ...r })),
         orphans: plan.orphans,
+        retired: plan.retired,
         orphanPolicy: rt.config.orphanPolicy,
         foreignKeys: plan.foreignKeys,
         keysOutsideWorkerRoots: plan.keysOutsideWorkerRoots,
@@ -107,11 +108,13 @@ async function drift(out: Out, o: { exitCode?: boolean }): Promise<number> {
         ...(data.repairs.length ? [table(['circuit', 'worker', 'why'], data.repairs.map((r) => [r.circuitId, r.worker, r.reason]))] : []),
         `keys of circuits the database does not know: ${plan.orphans.filter((x) => !x.known).length} circuit(s) — ${rt.config.orphanPolicy === 'delete' ? 'the sweep deletes them (ORPHAN_POLICY=delete)' : 'reported only (ORPHAN_POLICY=report; `circuitry import` can take them over)'}`,
         ...(plan.orphans.length ? [table(['circuit', 'root', 'keys', 'known'], plan.orphans.map((x) => [x.circuitId, x.root, x.keys, x.known ? 'yes (wrong root: removed)' : 'no']))] : []),
+        `keys or metas of purged circuits (ids retired; the sweep deletes them): ${plan.retired.length} circuit(s)`,
+        ...(plan.retired.length ? [table(['circuit', 'roots', 'keys', 'meta'], plan.retired.map((x) => [x.circuitId, x.roots.join(' '), x.keys, x.meta ? 'yes' : 'no']))] : []),
         `keys outside circuitry's naming under worker roots: ${plan.foreignKeys.count} (never touched)${plan.foreignKeys.sample.length ? `, e.g. ${plan.foreignKeys.sample.slice(0, 3).join(', ')}` : ''}`,
         `tombstones past their retention: ${plan.tombstonesToRetire.length}; metas of unknown circuits: ${plan.unknownMetas.length}; render errors: ${plan.renderErrors.length}`,
       ];
       out.print(human.join('\n'), data);
-      const drifted = data.repairs.length + plan.orphans.length + plan.renderErrors.length > 0;
+      const drifted = data.repairs.length + plan.orphans.length + plan.retired.length + plan.renderErrors.length > 0;
       return o.exitCode === true && drifted ? 1 : 0;
     } finally {
       await inv.close();

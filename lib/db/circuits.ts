@@ -77,8 +77,13 @@ export async function createCircuit(q: Queryable, id: string, c: CreateCircuitIn
 
 async function createConflict(q: Queryable, err: unknown, id: string, c: CreateCircuitInput): Promise<unknown> {
   const e = pgError(err);
-  if (e.code === '23505' && e.constraint === 'circuits_pkey') {
-    const existing = await q.query<{ deleted: boolean }>('SELECT deleted_at IS NOT NULL AS deleted FROM circuits WHERE id = $1', [id]);
+  // A purged circuit's id stays retired (migration 0007): refused exactly as a deleted row is.
+  if (e.code === '23505' && (e.constraint === 'circuits_pkey' || e.constraint === 'retired_circuits_pkey')) {
+    const existing = await q.query<{ deleted: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM circuits WHERE id = $1 AND deleted_at IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM retired_circuits WHERE id = $1) AS deleted`,
+      [id],
+    );
     const deleted = existing.rows[0]?.deleted === true;
     return new ConflictError(deleted ? `circuit ${id} was deleted; ids are never reused` : `circuit ${id} already exists`, deleted ? 'deleted' : 'exists');
   }

@@ -37,16 +37,36 @@ type ClaimRow = {
 };
 
 /**
+ * How long a claimer can wait for a circuit's probes. `maxTimeoutMs`: the longest probe timeout
+ * that still fits before its deadline; `clampMs`: timeouts longer than this are probed with this
+ * (a timeout no invocation could wait for out).
+ */
+export interface ProbeBudget {
+  maxTimeoutMs: number;
+  clampMs: number;
+}
+
+/** The probe timeout a budget allows a circuit; the SQL twin is `fitsBudget`. */
+export const budgetedTimeoutMs = (timeoutMs: number, budget?: ProbeBudget): number =>
+  budget === undefined ? timeoutMs : Math.min(timeoutMs, budget.clampMs);
+
+const fitsBudget = (c: string, max: string, clamp: string) =>
+  `(${max}::int IS NULL OR least(${c}.hc_timeout_ms, ${clamp}::int) <= ${max}::int)`;
+
+/**
  * Claims up to `limit` due circuits (live, with health checking, next_probe_at <= dueBy) and
  * pushes their next_probe_at to now + interval, committed at once: a concurrent or overlapping
  * claim skips them (SKIP LOCKED while this statement runs, then the new next_probe_at). A sweep
- * passes its start time as dueBy, so a pass slower than an interval still ends.
+ * passes its start time as dueBy, so a pass slower than an interval still ends. With a budget,
+ * only circuits whose (clamped) timeout fits are claimed: the others stay due for a claimer with
+ * more time, instead of being claimed and abandoned when the invocation ends.
  */
-export async function claimDueCircuits(q: Queryable, now: Date, limit: number, dueBy: Date = now): Promise<ClaimedCircuit[]> {
+export async function claimDueCircuits(q: Queryable, now: Date, limit: number, dueBy: Date = now, budget?: ProbeBudget): Promise<ClaimedCircuit[]> {
   const r = await q.query<ClaimRow>(
     `WITH due AS (
        SELECT id FROM circuits
         WHERE deleted_at IS NULL AND unload_requested_at IS NULL AND hc_path IS NOT NULL AND next_probe_at <= $3::timestamptz
+          AND ${fitsBudget('circuits', '$4', '$5')}
         ORDER BY next_probe_at
         LIMIT $2
         FOR UPDATE SKIP LOCKED),
@@ -63,7 +83,7 @@ export async function claimDueCircuits(q: Queryable, now: Date, limit: number, d
                                       ORDER BY r.position), '[]'::json)
                FROM routes r WHERE r.circuit_id = claimed.id) AS routes
        FROM claimed`,
-    [now.toISOString(), limit, dueBy.toISOString()],
+    [now.toISOString(), limit, dueBy.toISOString(), budget?.maxTimeoutMs ?? null, budget?.clampMs ?? null],
   );
   return r.rows.map((c) => ({
     id: c.id,
@@ -73,7 +93,7 @@ export async function claimDueCircuits(q: Queryable, now: Date, limit: number, d
     healthCheck: {
       path: c.hc_path,
       intervalSeconds: c.hc_interval_seconds,
-      timeoutMs: c.hc_timeout_ms,
+      timeoutMs: budgetedTimeoutMs(c.hc_timeout_ms, budget),
       expectedStatus: c.hc_expected_status,
       unhealthyThreshold: c.hc_unhealthy_threshold,
       healthyThreshold: c.hc_healthy_threshold,
@@ -232,10 +252,17 @@ async function applyHealthChangesOnce(q: Queryable, circuitId: string, writes: r
 }
 
 /** When the next circuit falls due, and the smallest interval (nulls when nothing is probed). */
-export async function nextDue(q: Queryable): Promise<{ at: Date | null; minIntervalSeconds: number | null }> {
+/**
+ * When the next circuit is due. With a budget (counted from `from`): the next one whose probe
+ * still fits in it once it is due, so a caller never waits for a circuit it could not claim.
+ */
+export async function nextDue(q: Queryable, budget?: ProbeBudget, from: Date = new Date()): Promise<{ at: Date | null; minIntervalSeconds: number | null }> {
   const r = await q.query<{ at: string | Date | null; min_interval: number | null }>(
     `SELECT min(next_probe_at) AS at, min(hc_interval_seconds) AS min_interval
-       FROM circuits WHERE deleted_at IS NULL AND unload_requested_at IS NULL AND hc_path IS NOT NULL`,
+       FROM circuits WHERE deleted_at IS NULL AND unload_requested_at IS NULL AND hc_path IS NOT NULL
+        AND ($1::int IS NULL
+             OR least(hc_timeout_ms, $2::int) + greatest(0, extract(epoch FROM next_probe_at - $3::timestamptz) * 1000) <= $1::int)`,
+    [budget?.maxTimeoutMs ?? null, budget?.clampMs ?? null, from.toISOString()],
   );
   const row = r.rows[0];
   return {

@@ -21,7 +21,9 @@ export {
   persistCounters,
   applyHealthChanges,
   nextDue,
+  budgetedTimeoutMs,
   healthLoad,
+  type ProbeBudget,
   type ClaimedCircuit,
   type ClaimedRoute,
   type CounterWrite,
@@ -32,7 +34,7 @@ export {
   type HealthTransition,
 } from './health.js';
 export { recordUnloadRequest, pendingUnloads, markKeysRemoved, unreleasedDeletions, type PendingUnload } from './unloads.js';
-export { deletedAndReleasedBefore, purgeDeleted } from './retention.js';
+export { deletedAndReleasedBefore, purgeDeleted, retiredCircuits } from './retention.js';
 export { latestEpoch, startEpoch, maxFenceRevision, type EpochRecord } from './epochs.js';
 export { circuitFactsPage, fleetCounts, type CircuitFacts, type FleetCounts } from './fleet.js';
 export { recordIntent, withdrawIntent, intentOutcome, replaceRoutesCombined, purgeIntents, type IntentOutcome, type CombinedChange } from './intents.js';

@@ -36,11 +36,19 @@ export async function deleteIfUnchanged(etcd: Etcd3, key: string, modRevision: s
   return r.succeeded && Number(r.responses[0]?.response_delete_range.deleted ?? 0) > 0;
 }
 
-/** Deletes whole subtrees under the lock, releasing it in the same transaction; returns the keys deleted. */
-export async function deletePrefixesLocked(lock: Lock, prefixes: readonly string[], timeoutMs: number): Promise<{ applied: boolean; deleted: number }> {
+/**
+ * Deletes whole subtrees under the lock, releasing it in the same transaction; returns the keys
+ * deleted, in all and per prefix.
+ */
+export async function deletePrefixesLocked(
+  lock: Lock,
+  prefixes: readonly string[],
+  timeoutMs: number,
+): Promise<{ applied: boolean; deleted: number; perPrefix: number[] }> {
   const r = await lock.txn({ success: prefixes.map(op.delPrefix), release: true }, timeoutMs);
-  if (!r.succeeded) return { applied: false, deleted: 0 };
-  return { applied: true, deleted: r.responses.slice(0, prefixes.length).reduce((n, x) => n + Number(x.response_delete_range?.deleted ?? 0), 0) };
+  if (!r.succeeded) return { applied: false, deleted: 0, perPrefix: prefixes.map(() => 0) };
+  const perPrefix = r.responses.slice(0, prefixes.length).map((x) => Number(x.response_delete_range?.deleted ?? 0));
+  return { applied: true, deleted: perPrefix.reduce((n, x) => n + x, 0), perPrefix };
 }
 
 /** The generation each circuit's meta holds (absent: no meta), read in transactions of 100 gets. */

@@ -24,6 +24,14 @@ export const SWEEP_DEFAULTS = {
   pendingUnloadsPerPass: 1000,
   /** Deleted rows purged per pass. */
   purgePerPass: 1000,
+  /**
+   * Time kept after a claimed circuit's probe timeout for writing its results (counters, a status
+   * change through its lock, events): a circuit is claimed only if its timeout and this fit before
+   * the pass's deadline.
+   */
+  probeReserveMs: 1_000,
+  /** Wait before the next pass after a pass whose claim statement failed (bounded by the deadline). */
+  claimRetryMs: 1_000,
   /** Time left unused at the end of an invocation. */
   safetyMarginMs: 5_000,
 } as const;

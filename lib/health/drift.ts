@@ -3,6 +3,9 @@
 //   a live circuit whose keys or meta differ           -> propagate (lock, fresh read, fenced apply)
 //   a deleted circuit with keys, a live meta, or a frontend not yet released -> propagate
 //   keys of a known circuit under another worker's root -> deleted under the circuit's lock
+//   keys or a meta of a circuit purged from the database (its id is retired; e.g. an old etcd
+//   snapshot restored)                                 -> deleted under its lock, whatever
+//                                                         ORPHAN_POLICY says: our own deleted circuit
 //   keys named after a circuit the database does not know -> reported; deleted under its lock
 //                                                         only with ORPHAN_POLICY=delete
 //   keys under a worker root outside circuitry's naming (an operator's static router, say)
@@ -12,15 +15,15 @@
 // configuration: counted, never touched.
 import pLimit from 'p-limit';
 import { circuitOfMetaKey, decodeMeta, deleteIfUnchanged, metaCircuitsPrefix, metaKey, scanPrefix, type CircuitMeta } from '../etcd/index.js';
-import { circuitStates, deletedAndReleasedBefore, pageLiveCircuits, unreleasedDeletions, type Queryable } from '../db/index.js';
+import { circuitStates, deletedAndReleasedBefore, pageLiveCircuits, retiredCircuits, unreleasedDeletions, type Queryable } from '../db/index.js';
 import { render } from '../traefik/render.js';
 import { circuitIdOfKey, workerRoot } from '../traefik/names.js';
 import type { Invocation } from '../runtime.js';
 import { propagate } from '../circuits/propagate.js';
 import { KeySetDigest } from './digest.js';
-import { removeOrphanCircuit, type OrphanCircuit } from './orphans.js';
+import { removeOrphanCircuit, removeRetiredCircuit, type OrphanCircuit, type RetiredCircuit } from './orphans.js';
 
-export type { OrphanCircuit };
+export type { OrphanCircuit, RetiredCircuit };
 import type { SweepLog } from './log.js';
 import { addError } from './stats.js';
 
@@ -44,6 +47,8 @@ export interface DriftPlan {
   /** Circuits the fenced write path must converge: id -> worker and why. */
   repairs: Map<string, { worker: string; reason: string }>;
   orphans: OrphanCircuit[];
+  /** Keys or metas of circuits purged from the database (ids retired): removed whatever ORPHAN_POLICY says. */
+  retired: RetiredCircuit[];
   /** Keys under worker roots outside circuitry's naming: count and the first few. */
   foreignKeys: { count: number; sample: string[] };
   keysOutsideWorkerRoots: number;
@@ -64,6 +69,7 @@ export async function computeDrift(inv: Invocation, o: DriftScanOptions): Promis
     circuitsChecked: 0,
     repairs: new Map(),
     orphans: [],
+    retired: [],
     foreignKeys: { count: 0, sample: [] },
     keysOutsideWorkerRoots: 0,
     unknownMetas: [],
@@ -181,7 +187,20 @@ export async function computeDrift(inv: Invocation, o: DriftScanOptions): Promis
   // ---- 4. what etcd has and no live circuit renders -------------------------------------------
   const leftIds = [...new Set([...[...found.values()].map((f) => f.circuitId), ...metas.keys()])];
   const known = await circuitStates(o.db, leftIds);
+  const retiredIds = await retiredCircuits(o.db, leftIds.filter((id) => !known.has(id)));
+  const retired = new Map<string, RetiredCircuit>();
+  const retiredEntry = (circuitId: string): RetiredCircuit => {
+    let r = retired.get(circuitId);
+    if (r === undefined) retired.set(circuitId, (r = { circuitId, roots: [], keys: 0, meta: false }));
+    return r;
+  };
   for (const f of found.values()) {
+    if (retiredIds.has(f.circuitId)) {
+      const r = retiredEntry(f.circuitId);
+      r.roots.push(workerRoot(config.traefikRoot, f.authority));
+      r.keys += f.digest.count;
+      continue;
+    }
     const k = known.get(f.circuitId);
     if (k !== undefined && k.worker === f.authority) {
       if (!plan.repairs.has(f.circuitId)) plan.repairs.set(f.circuitId, { worker: k.worker, reason: 'deleted circuit still has keys' });
@@ -192,7 +211,9 @@ export async function computeDrift(inv: Invocation, o: DriftScanOptions): Promis
   const tombstones: Array<{ circuitId: string; modRevision: string }> = [];
   for (const [id, m] of metas) {
     const k = known.get(id);
-    if (k === undefined) {
+    if (retiredIds.has(id)) {
+      retiredEntry(id).meta = true;
+    } else if (k === undefined) {
       plan.unknownMetas.push({ circuitId: id, deleted: m.meta?.deleted === true, modRevision: m.modRevision });
     } else if (m.meta === null || !m.meta.deleted || m.meta.generation !== k.generation) {
       // A live (or unreadable, or outdated) meta of a deleted circuit: converge it.
@@ -203,6 +224,7 @@ export async function computeDrift(inv: Invocation, o: DriftScanOptions): Promis
   }
   const expired = await deletedAndReleasedBefore(o.db, tombstones.map((t) => t.circuitId), config.tombstoneRetentionSeconds);
   plan.tombstonesToRetire = tombstones.filter((t) => expired.has(t.circuitId));
+  plan.retired = [...retired.values()];
   return plan;
 }
 
@@ -219,6 +241,11 @@ export interface DriftRepair {
   errorCount: number;
   /** Repairs left to the caller (circuits it still owns): id -> worker. */
   deferred: Map<string, string>;
+  /**
+   * Every circuit this repair had to converge (repairs, deferred ones included, orphans, purged
+   * circuits' keys), whether or not it succeeded: its etcd state is not known to be settled.
+   */
+  circuits: Set<string>;
 }
 
 export interface RepairOptions {
@@ -243,6 +270,7 @@ export const emptyRepair = (): DriftRepair => ({
   errors: [],
   errorCount: 0,
   deferred: new Map(),
+  circuits: new Set(),
 });
 
 export async function repairDrift(inv: Invocation, plan: DriftPlan, o: RepairOptions): Promise<DriftRepair> {
@@ -256,6 +284,8 @@ export async function repairDrift(inv: Invocation, plan: DriftPlan, o: RepairOpt
     o.log.info('drift: keys outside circuitry naming left alone', { foreignKeys: plan.foreignKeys.count, sample: plan.foreignKeys.sample.slice(0, 5), keysOutsideWorkerRoots: plan.keysOutsideWorkerRoots });
   }
   const tasks: Array<Promise<void>> = [];
+  for (const id of plan.repairs.keys()) out.circuits.add(id);
+  for (const x of [...plan.orphans, ...plan.retired]) out.circuits.add(x.circuitId);
   for (const [id, r] of plan.repairs) {
     if (o.owned?.(id) === true) {
       out.deferred.set(id, r.worker);
@@ -280,6 +310,24 @@ export async function repairDrift(inv: Invocation, plan: DriftPlan, o: RepairOpt
         } catch (err) {
           addError(out, `orphan cleanup ${orphan.root} ${orphan.circuitId}: ${(err as Error).message}`);
           o.log.error('orphan cleanup failed', { circuitId: orphan.circuitId, root: orphan.root, error: (err as Error).message });
+        }
+      }),
+    );
+  }
+  for (const r of plan.retired) {
+    tasks.push(
+      limit(async () => {
+        try {
+          const x = await removeRetiredCircuit(inv, r);
+          out.etcdRpcs += x.etcdRpcs;
+          out.etcdTxns += x.txns;
+          out.lockAcquisitions++;
+          out.orphansRemoved += x.removed;
+          if (x.metaRemoved) out.tombstonesRetired++;
+          o.log.warn('keys of a purged circuit removed (its id is retired)', { circuitId: r.circuitId, roots: r.roots, removed: x.removed, metaRemoved: x.metaRemoved });
+        } catch (err) {
+          addError(out, `purged circuit cleanup ${r.circuitId}: ${(err as Error).message}`);
+          o.log.error('removing the keys of a purged circuit failed', { circuitId: r.circuitId, error: (err as Error).message });
         }
       }),
     );

@@ -3,9 +3,11 @@
 // another worker's root than its own, and — with ORPHAN_POLICY=delete only — the keys named after
 // a circuit the database does not know. Deleted by subtree in ONE transaction guarded by the
 // circuit's lock (the lock every writer of that circuit takes), which also releases the lock; an
-// unknown circuit is re-checked in the database under the lock first.
+// unknown circuit is re-checked in the database under the lock first. And the keys and meta of a
+// circuit whose row was purged (its id is retired, DESIGN I1) that etcd still or again holds (an
+// old snapshot restored): circuitry's own deleted circuit, removed whatever ORPHAN_POLICY says.
 import { circuitStates, type Queryable } from '../db/index.js';
-import { deletePrefixesLocked, epochKey, lockPrefix, withLock } from '../etcd/index.js';
+import { deletePrefixesLocked, epochKey, lockPrefix, metaKey, withLock } from '../etcd/index.js';
 import { FencedWriteError } from '../errors.js';
 import { circuitKeyPrefixes } from '../traefik/names.js';
 import type { Invocation } from '../runtime.js';
@@ -45,6 +47,38 @@ export async function removeOrphanCircuit(inv: Invocation, target: OrphanCircuit
       const r = await deletePrefixesLocked(acq.lock, circuitKeyPrefixes(target.root, target.circuitId), rpcTimeoutMs);
       if (!r.applied) throw new FencedWriteError('lock-lost', 0);
       return { removed: r.deleted, txns: 1, etcdRpcs: rpcs + 1 };
+    },
+  );
+}
+
+export interface RetiredCircuit {
+  circuitId: string;
+  /** The worker roots its keys were found under. */
+  roots: string[];
+  keys: number;
+  /** Its meta (live or tombstone) is in etcd. */
+  meta: boolean;
+}
+
+/**
+ * Removes every key of a retired circuit under the roots given, and its meta, in ONE transaction
+ * guarded by the circuit's lock. No re-check in the database is needed: a retired id is never
+ * created again. The meta goes too: the circuit's deletion is older than any tombstone retention.
+ */
+export async function removeRetiredCircuit(inv: Invocation, target: RetiredCircuit): Promise<OrphanRemoval & { metaRemoved: boolean }> {
+  const { config } = inv.rt;
+  const rpcTimeoutMs = config.etcd.timeoutMs;
+  const session = await inv.session();
+  return withLock(
+    session,
+    { prefix: lockPrefix(config.metaPrefix, target.circuitId), epochKey: epochKey(config.metaPrefix), waitMs: config.lockWaitMs, rpcTimeoutMs, holder: inv.label },
+    async (acq) => {
+      // Ids are fixed-length uuids: the meta key as a prefix matches that key only.
+      const prefixes = [...target.roots.flatMap((root) => circuitKeyPrefixes(root, target.circuitId)), metaKey(config.metaPrefix, target.circuitId)];
+      const r = await deletePrefixesLocked(acq.lock, prefixes, rpcTimeoutMs);
+      if (!r.applied) throw new FencedWriteError('lock-lost', 0);
+      const metaRemoved = r.perPrefix[prefixes.length - 1]! > 0;
+      return { removed: r.deleted - (metaRemoved ? 1 : 0), metaRemoved, txns: 1, etcdRpcs: acq.rpcs + 1 };
     },
   );
 }

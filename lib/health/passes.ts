@@ -1,12 +1,14 @@
 // Several sweeps in one invocation (DESIGN §5): a pass, then sleep until the next circuit is due,
 // and again, as long as another pass fits before the safety margin. When the remaining time at
 // the start is below one interval (the smallest health-check interval), exactly one pass runs, so
-// tools can drive single passes.
+// tools can drive single passes. A pass only claims circuits whose probe fits before the margin,
+// and the loop waits only for circuits a pass could still claim; after a pass whose claim
+// statement failed it waits claimRetryMs (within the time left) instead of retrying at once.
 import { nextDue } from '../db/index.js';
 import type { Invocation } from '../runtime.js';
 import { SWEEP_DEFAULTS } from './defaults.js';
 import { addStats, emptyStats, type SweepStats } from './stats.js';
-import { runSweep, type SweepOptions } from './sweep.js';
+import { longestProbeMs, runSweep, type SweepOptions } from './sweep.js';
 
 export interface RunSweepsOptions extends SweepOptions {
   /** Time left in this invocation (Lambda: context.getRemainingTimeInMillis). */
@@ -25,6 +27,9 @@ export async function runSweeps(inv: Invocation, opts: RunSweepsOptions): Promis
   const now = opts.now ?? (() => new Date());
   const margin = opts.safetyMarginMs ?? SWEEP_DEFAULTS.safetyMarginMs;
   const driftEveryMs = opts.driftEveryMs ?? SWEEP_DEFAULTS.driftEveryMs;
+  const reserveMs = opts.probeReserveMs ?? SWEEP_DEFAULTS.probeReserveMs;
+  const claimRetryMs = opts.claimRetryMs ?? SWEEP_DEFAULTS.claimRetryMs;
+  const clampMs = longestProbeMs(inv.rt.config.functionTimeoutSeconds, { safetyMarginMs: margin, probeReserveMs: reserveMs });
   const passes: SweepStats[] = [];
   const total = emptyStats();
 
@@ -40,20 +45,23 @@ export async function runSweeps(inv: Invocation, opts: RunSweepsOptions): Promis
     const s = await runSweep(inv, {
       ...opts,
       drift,
-      // The first pass always runs; it stops claiming when the margin is reached, if it can.
-      ...(budget > 0 ? { stopClaimingAt: Date.now() + budget } : {}),
+      // The first pass always runs; with time left, its probes end before the margin.
+      ...(budget > 0 ? { deadline: Date.now() + budget } : {}),
     });
     if (drift) lastDriftAt = Date.now();
     passes.push(s);
     addStats(total, s);
     if (single) break;
 
-    const next = await nextDue(inv.rt.db);
+    // Circuits whose probe no longer fits are left to a later invocation: not waited for.
+    const maxTimeoutMs = Math.floor(opts.remainingMs() - margin - reserveMs);
+    if (maxTimeoutMs < 1) break;
+    const next = await nextDue(inv.rt.db, { maxTimeoutMs, clampMs }, now());
     total.dbRoundTrips++;
     if (next.at === null) break;
     // A little slack: timers may fire a millisecond early, and waking before the due time would
-    // only make an empty pass.
-    const waitMs = Math.max(0, next.at.getTime() - now().getTime() + 10);
+    // only make an empty pass. A failed claim is not retried at once (it would fail the same way).
+    const waitMs = Math.max(0, next.at.getTime() - now().getTime() + 10, s.claimFailures > 0 ? claimRetryMs : 0);
     // Another pass must fit: the wait, a pass as long as the last one, and the margin.
     if (opts.remainingMs() - waitMs - s.durationMs - margin <= 0) break;
     if (waitMs > 0) await sleep(waitMs);

@@ -4,8 +4,10 @@
 // be scaled out), and a circuit is finished as soon as its own probes are, so a backend hanging
 // until its timeout holds up only its own circuit. Routes that failed last time are probed first,
 // so their timeouts overlap the rest of the sweep. Probes run OUTSIDE any lock. Memory is bounded
-// by maxCircuitsInFlight whatever the fleet size.
-import { claimDueCircuits, type Queryable } from '../db/index.js';
+// by maxCircuitsInFlight whatever the fleet size. With a deadline, a circuit is claimed only if its
+// probe timeout plus a reserve for writing its results fits before it, and the counters of each
+// batch are written as soon as the batch is finished, so an invocation that ends loses little.
+import { claimDueCircuits, type ProbeBudget, type Queryable } from '../db/index.js';
 import type { ClaimedCircuit } from '../model.js';
 import type { Prober } from './probe.js';
 import { PriorityLimiter } from './queue.js';
@@ -25,8 +27,14 @@ export interface ProbingOptions {
   maxCircuitsInFlight: number;
   probeConcurrency: number;
   maxPendingProbes: number;
-  /** Claim no new batch after this time (epoch ms); batches already claimed are finished. */
-  stopClaimingAt?: number;
+  /**
+   * The time (epoch ms) by which every claimed circuit's probes and writes must be done: a circuit
+   * is claimed only while now + its probe timeout + probeReserveMs is before it. None: no limit.
+   */
+  deadline?: number;
+  probeReserveMs: number;
+  /** Probe timeouts longer than this are probed with this (see ProbeBudget). Default: no clamp. */
+  clampTimeoutMs?: number;
   log: SweepLog;
 }
 
@@ -59,14 +67,20 @@ export class Probing {
   async claimAll(): Promise<void> {
     const o = this.o;
     for (;;) {
-      if (o.stopClaimingAt !== undefined && Date.now() >= o.stopClaimingAt) break;
       // Back-pressure: room for more circuits, probes not piling up, counter writes keeping up.
       await this.gate.until(() => this.inFlight < o.maxCircuitsInFlight && this.probes.pendingCount < o.maxPendingProbes && this.writer.countersBacklog < 4);
+      let budget: ProbeBudget | undefined;
+      if (o.deadline !== undefined) {
+        const maxTimeoutMs = Math.floor(o.deadline - Date.now() - o.probeReserveMs);
+        if (maxTimeoutMs < 1) break;
+        budget = { maxTimeoutMs, clampMs: Math.min(o.clampTimeoutMs ?? maxTimeoutMs, 2_147_483_647) };
+      }
       const want = Math.min(o.batchSize, o.maxCircuitsInFlight - this.inFlight);
       let batch: ClaimedCircuit[];
       try {
-        batch = await claimDueCircuits(o.db, o.now(), want, o.dueBy);
+        batch = await claimDueCircuits(o.db, o.now(), want, o.dueBy, budget);
       } catch (err) {
+        this.stats.claimFailures++;
         addError(this.stats, `claim: ${(err as Error).message}`);
         o.log.error('claiming due circuits failed', { error: (err as Error).message });
         break;
@@ -76,17 +90,19 @@ export class Probing {
         this.stats.circuitsClaimed += batch.length;
         o.log.debug('claimed due circuits', { count: batch.length });
       }
+      const unfinished = { n: batch.length };
       for (const c of batch) {
         this.inFlight++;
         this.claimed.add(c.id);
-        this.tasks.track(this.probeCircuit(c));
+        this.tasks.track(this.probeCircuit(c, unfinished));
       }
       // Fewer than asked: nothing else is due (or the rest is being claimed by another sweep).
       if (batch.length < want) break;
     }
   }
 
-  private async probeCircuit(c: ClaimedCircuit): Promise<void> {
+  /** `batch.n`: circuits of its claim batch not yet finished; the last one writes the batch's counters. */
+  private async probeCircuit(c: ClaimedCircuit, batch: { n: number }): Promise<void> {
     try {
       const results = await Promise.all(
         c.routes.map((r) =>
@@ -118,6 +134,7 @@ export class Probing {
       addError(this.stats, `circuit ${c.id}: ${(err as Error).message}`);
       this.o.log.error('health check of a circuit failed', { circuitId: c.id, error: (err as Error).message });
     } finally {
+      if (--batch.n === 0) this.writer.flushCounters();
       this.inFlight--;
       this.gate.signal();
     }

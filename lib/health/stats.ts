@@ -2,6 +2,8 @@
 export interface SweepStats {
   circuitsClaimed: number;
   batches: number;
+  /** Claim statements that failed (the loop waits before the next pass). */
+  claimFailures: number;
   probes: number;
   probeFailures: number;
   /** Probes refused by the address policy (counted in probeFailures too). */
@@ -51,6 +53,7 @@ export function emptyStats(): SweepStats {
   return {
     circuitsClaimed: 0,
     batches: 0,
+    claimFailures: 0,
     probes: 0,
     probeFailures: 0,
     probesRefused: 0,

@@ -1,13 +1,16 @@
 // scheduled-health (DESIGN §3). One pass:
 //   0. checks that etcd's history is the one the database's fences were taken in (history.ts),
-//   1. claims due circuits, probes their routes outside any lock, decides (pure) and writes:
-//      counters unlocked, status changes through the fenced path, RouteHealthChanged events
-//      (probing.ts, decide.ts, writer.ts),
-//   2. completes unloads requested more than UNLOAD_GRACE_SECONDS ago (their event was lost),
+//   1. completes unloads requested more than UNLOAD_GRACE_SECONDS ago (their event was lost),
+//      alongside the probing: they are the promise of a 202 (I6), probing is best effort, so they
+//      never wait behind a probe timeout,
+//   2. claims due circuits (only those whose probe timeout fits before the deadline), probes their
+//      routes outside any lock, decides (pure) and writes: counters unlocked (per batch), status
+//      changes through the fenced path, RouteHealthChanged events (probing.ts, decide.ts, writer.ts),
 //   3. repairs drift, releases the frontends of deleted circuits, retires old tombstones and
 //      reports (or, opted in, removes) orphans (drift.ts), overlapping the tail of the probes,
-//   4. purges deleted circuits older than DELETED_RETENTION_DAYS, old route transitions and old
-//      queued route changes.
+//   4. after a drift pass that completed, purges deleted circuits older than
+//      DELETED_RETENTION_DAYS (not those the pass found drifted); and old route transitions and
+//      old queued route changes.
 import pLimit from 'p-limit';
 import type { Invocation } from '../runtime.js';
 import { purgeDeleted, purgeIntents, purgeTransitions, type Queryable } from '../db/index.js';
@@ -39,8 +42,12 @@ export interface SweepOptions extends Tunables {
    * retention. Default true; the extra sweepers of a fan-out only probe (the dispatcher does the rest).
    */
   maintenance?: boolean;
-  /** Claim no new batch after this time (epoch ms); batches already claimed are finished. */
-  stopClaimingAt?: number;
+  /**
+   * The time (epoch ms) by which the pass's probes and writes must be done: circuits whose probe
+   * timeout (clamped to what a whole invocation allows) plus probeReserveMs does not fit before it
+   * are left for a later pass. None: claim everything due.
+   */
+  deadline?: number;
   /** The prober (keep-alive connections live in it). Default: one per cold start and CIDR set. */
   prober?: Prober;
   log?: SweepLog;
@@ -100,9 +107,14 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
     maxCircuitsInFlight: Math.max(1, o.maxCircuitsInFlight),
     probeConcurrency,
     maxPendingProbes: Math.max(probeConcurrency, o.pendingProbesPerSlot * probeConcurrency),
-    ...(opts.stopClaimingAt !== undefined ? { stopClaimingAt: opts.stopClaimingAt } : {}),
+    probeReserveMs: o.probeReserveMs,
+    ...(opts.deadline !== undefined ? { deadline: opts.deadline, clampTimeoutMs: longestProbeMs(config.functionTimeoutSeconds, o) } : {}),
     log,
   });
+
+  // Unloads whose event never came (or failed): the request is durable, complete it, while the
+  // probes run rather than after them.
+  const unloads = maintenance ? completeUnloads(inv, stats, log, config.unloadGraceSeconds, o) : Promise.resolve();
 
   await probing.claimAll();
 
@@ -130,22 +142,13 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
   writer.flushCounters();
   await tasks.drain(() => writer.publishEvents());
   stats.probeMs = Math.round(performance.now() - started);
-
-  // Unloads whose event never came (or failed): the request is durable, complete it.
-  if (maintenance) {
-    try {
-      const p = await completePendingUnloads(inv, { olderThanSeconds: config.unloadGraceSeconds, limit: o.pendingUnloadsPerPass, concurrency: o.propagateConcurrency });
-      stats.pendingUnloadsCompleted += p.completed;
-      stats.notApplied += p.notApplied;
-      for (const f of p.failed) addError(stats, `pending unload ${f.circuitId}: ${f.error}`);
-      if (p.found > 0) log.warn('completed unloads whose event did not arrive in time', { found: p.found, completed: p.completed, failed: p.failed.length });
-    } catch (err) {
-      addError(stats, `pending unloads: ${(err as Error).message}`);
-    }
-  }
+  await unloads;
 
   if (drift !== undefined) {
     const d = await drift;
+    // Circuits this pass found drifted (repaired or not) keep their rows: a row is purged only
+    // once a drift pass that completed found its keys gone and left it alone.
+    const unsettled = new Set<string>();
     if (d instanceof Error) {
       addError(stats, `drift: ${d.message}`);
       log.error('drift repair failed', { error: d.message });
@@ -164,21 +167,51 @@ export async function runSweep(inv: Invocation, opts: SweepOptions): Promise<Swe
         stats.etcdRpcs += r.etcdRpcs;
         stats.lockAcquisitions += r.lockAcquisitions;
         for (const e of r.errors) addError(stats, e);
+        for (const id of r.circuits) unsettled.add(id);
       }
     }
     try {
-      const purged = await purgeDeleted(db, config.deletedRetentionDays, o.purgePerPass);
-      stats.rowsPurged += purged.length;
-      if (purged.length > 0) log.info('purged deleted circuits past their retention', { count: purged.length });
+      // A failed drift pass says nothing about what etcd holds: no row is purged after it.
+      if (!(d instanceof Error)) {
+        const purged = await purgeDeleted(db, config.deletedRetentionDays, o.purgePerPass, [...unsettled]);
+        stats.rowsPurged += purged.length;
+        if (purged.length > 0) log.info('purged deleted circuits past their retention', { count: purged.length });
+      }
       await purgeTransitions(db, config.healthTransitionRetentionDays, o.purgePerPass * 10);
-      // Queued route changes outlive every writer that could still read them after this.
-      await purgeIntents(db, config.tombstoneRetentionSeconds, o.purgePerPass * 10);
+      // Queued route changes outlive every writer that could still read them after this. They
+      // can be queued faster than one batch per pass: batches go on while they come back full
+      // and the pass has time left (one batch in any case, as every pass always did).
+      const intentBatch = o.purgePerPass * 10;
+      let n: number;
+      do n = await purgeIntents(db, config.tombstoneRetentionSeconds, intentBatch);
+      while (n === intentBatch && (opts.deadline === undefined || Date.now() < opts.deadline));
     } catch (err) {
       addError(stats, `purge: ${(err as Error).message}`);
     }
   }
   stats.durationMs = Math.round(performance.now() - started);
   return stats;
+}
+
+async function completeUnloads(inv: Invocation, stats: SweepStats, log: SweepLog, graceSeconds: number, o: { pendingUnloadsPerPass: number; propagateConcurrency: number }): Promise<void> {
+  try {
+    const p = await completePendingUnloads(inv, { olderThanSeconds: graceSeconds, limit: o.pendingUnloadsPerPass, concurrency: o.propagateConcurrency });
+    stats.pendingUnloadsCompleted += p.completed;
+    stats.notApplied += p.notApplied;
+    for (const f of p.failed) addError(stats, `pending unload ${f.circuitId}: ${f.error}`);
+    if (p.found > 0) log.warn('completed unloads whose event did not arrive in time', { found: p.found, completed: p.completed, failed: p.failed.length });
+  } catch (err) {
+    addError(stats, `pending unloads: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The longest probe timeout any pass can wait for: a whole invocation less the safety margin and
+ * the reserve for writing results. Longer configured timeouts are probed with this one, or the
+ * circuit would never fit any pass.
+ */
+export function longestProbeMs(functionTimeoutSeconds: number, o: { safetyMarginMs: number; probeReserveMs: number }): number {
+  return Math.max(1000, functionTimeoutSeconds * 1000 - o.safetyMarginMs - o.probeReserveMs);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

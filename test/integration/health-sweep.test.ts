@@ -12,7 +12,10 @@ import { render } from '../../lib/traefik/render.js';
 import { workerRoot } from '../../lib/traefik/names.js';
 import { metaKey } from '../../lib/etcd/index.js';
 import { decodeMeta } from '../../lib/etcd/index.js';
-import { db, keysUnder, startProc } from '../support/rt.js';
+import { db, keysUnder, route, seedCircuit, startProc } from '../support/rt.js';
+import { propagate } from '../../lib/circuits/propagate.js';
+import { recordUnloadRequest, type Database } from '../../lib/db/index.js';
+import type { Prober } from '../../lib/health/probe.js';
 import { isolatedRuntime, seedHealthCircuit, startBackend, startBackends, type Backend, type IsolatedRuntime } from '../support/fake-backends.js';
 
 let iso: IsolatedRuntime;
@@ -286,6 +289,115 @@ describe('a pass slower than the interval', () => {
     const s = await runSweep(inv, { publish: async () => {}, batchSize: 1, maxCircuitsInFlight: 1, drift: false });
     expect(s).toMatchObject({ circuitsClaimed: 2, probes: 2, probeFailures: 2 });
     expect(s.durationMs).toBeGreaterThan(2000); // the first circuit was due again while the second was probed
+  });
+});
+
+describe('the deadline', () => {
+  let late: IsolatedRuntime;
+  let lateInv: Invocation;
+  beforeEach(async () => {
+    late = await isolatedRuntime({ UNLOAD_GRACE_SECONDS: '0' });
+    lateInv = new Invocation(late.rt);
+  });
+  afterEach(async () => {
+    await lateInv.close();
+    await late.close();
+  });
+
+  /** A circuit published and then DELETEd, its unload event lost. */
+  async function pendingUnload() {
+    const u = await seedCircuit(late.rt, { routes: [route(1)] });
+    await propagate(lateInv, u.id);
+    await recordUnloadRequest(late.rt.db, u.id);
+    return u;
+  }
+  const keysOf = async (id: string) => [...(await keysUnder(late.rt.etcd, `${late.rt.config.traefikRoot}/`)).keys()].filter((k) => k.includes(id));
+  const unloaded = async (id: string) => (await readCircuit(db(late.rt), id))!.circuit.deletedAt !== null && (await keysOf(id)).length === 0;
+
+  it('with 4 s left, a hanging route whose timeout does not fit is not claimed, the pending unload completes, and runSweeps returns before the deadline', async () => {
+    const h = await backend('hang');
+    await seedHealthCircuit(late.rt, { routes: [h], healthCheck: { intervalSeconds: 60, timeoutMs: 20_000 } });
+    const u = await pendingUnload();
+    const deadline = Date.now() + 4000;
+    const r = await runSweeps(lateInv, { publish: async () => {}, remainingMs: () => deadline - Date.now(), safetyMarginMs: 500 });
+    expect(Date.now()).toBeLessThan(deadline);
+    expect(r.total).toMatchObject({ circuitsClaimed: 0, pendingUnloadsCompleted: 1, errors: [] });
+    expect(h.requests).toHaveLength(0);
+    expect(await unloaded(u.id)).toBe(true);
+  });
+
+  it('a pending unload completes while a claimed circuit is still being probed, not after', async () => {
+    const a = await backend(200);
+    const c = await seedHealthCircuit(late.rt, { routes: [a], healthCheck: { intervalSeconds: 60, timeoutMs: 1000 } });
+    const u = await pendingUnload();
+    let sawUnload = false;
+    // The probe answers only once the unload is done: a sweep that completes unloads after its
+    // probes never finishes this one (the test times out).
+    const prober = {
+      probe: async () => {
+        while (!(await unloaded(u.id))) await new Promise((res) => setTimeout(res, 20));
+        sawUnload = true;
+        return { ok: true, statusCode: 200 };
+      },
+    } as unknown as Prober;
+    const s = await runSweep(lateInv, { publish: async () => {}, prober, now: justAfterNow });
+    expect(sawUnload).toBe(true);
+    expect(s).toMatchObject({ circuitsClaimed: 1, pendingUnloadsCompleted: 1, errors: [] });
+    expect((await readCircuit(db(late.rt), c.id))!.circuit.routes[0]!.health.consecutiveSuccesses).toBe(1);
+  });
+
+  it('the counters of a finished claim batch are written while later batches are still probed', async () => {
+    const [a, b] = [await backend(200), await backend(200)];
+    const ca = await seedHealthCircuit(late.rt, { routes: [a], healthCheck: { intervalSeconds: 60 } });
+    await seedHealthCircuit(late.rt, { routes: [b], healthCheck: { intervalSeconds: 60 } });
+    // b's probe answers only once a's counters are in the database: a sweep that buffers counters
+    // until all its probes are done never finishes it (the test times out).
+    const prober = {
+      probe: async (t: { port: number }) => {
+        if (t.port === b.port) {
+          while ((await readCircuit(db(late.rt), ca.id))!.circuit.routes[0]!.health.consecutiveSuccesses === 0) await new Promise((res) => setTimeout(res, 20));
+        }
+        return { ok: true, statusCode: 200 };
+      },
+    } as unknown as Prober;
+    const s = await runSweep(lateInv, { publish: async () => {}, prober, now: justAfterNow, batchSize: 1, drift: false });
+    expect(s).toMatchObject({ circuitsClaimed: 2, batches: 2, countersWritten: 2, errors: [] });
+  });
+
+  it('a failing claim statement is retried after claimRetryMs, not at once, and not past the deadline', async () => {
+    await seedHealthCircuit(late.rt, { routes: [await backend(200)], healthCheck: { intervalSeconds: 1 } });
+    let claims = 0;
+    const failing: Database = {
+      ...late.rt.db,
+      query: (text, params) => {
+        if (!text.includes('FOR UPDATE SKIP LOCKED')) return late.rt.db.query(text, params);
+        claims++;
+        return Promise.reject(new Error('claim failed'));
+      },
+    };
+    const inv2 = new Invocation({ ...late.rt, db: failing });
+    // Virtual time: sleeping moves the clock the loop sees, so the test does not wait for it.
+    let slept = 0;
+    const waits: number[] = [];
+    const end = Date.now() + 10_000;
+    try {
+      const r = await runSweeps(inv2, {
+        publish: async () => {},
+        remainingMs: () => end - Date.now() - slept,
+        sleep: async (ms) => {
+          waits.push(ms);
+          slept += ms;
+        },
+        safetyMarginMs: 500,
+      });
+      expect(r.total.claimFailures).toBe(claims);
+      expect(claims).toBeGreaterThanOrEqual(2);
+      // About one pass per claimRetryMs of the ~9.5 s left, not one pass after another.
+      expect(claims).toBeLessThanOrEqual(10);
+      expect(waits.every((w) => w >= 1000)).toBe(true);
+    } finally {
+      await inv2.close();
+    }
   });
 });
 
