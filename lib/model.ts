@@ -219,6 +219,20 @@ export function newRouteHealth(): RouteHealth {
   return { status: 'unknown', consecutiveSuccesses: 0, consecutiveFailures: 0, lastCheckedAt: null, lastError: null };
 }
 
+/** A circuit as a create request describes it, before the database stamps it (routes unknown). */
+export function newCircuit(input: CreateCircuitInput & { id: string }): Circuit {
+  return {
+    ...input,
+    routes: input.routes.map((r) => ({ ...r, health: newRouteHealth(), createdAt: '' })),
+    generation: 1,
+    deletedAt: null,
+    createdAt: '',
+    unloadRequestedAt: null,
+    keysRemovedAt: null,
+    createDigest: null,
+  };
+}
+
 // ---- health checking ------------------------------------------------------------------------
 
 /** A circuit claimed by a sweep for probing, with the health state of each route as stored. */

@@ -124,8 +124,6 @@ interface KvState {
 
 type MetaValue = Pick<CircuitMeta, 'generation' | 'deleted' | 'writer'>;
 
-/** The meta codec of lib/etcd (what the writers wrote is what the checker reads). */
-export const parseMeta = (value: string): MetaValue | null => decodeMeta(value);
 export { parseWriter };
 
 /** host:port of a servers/N/url (http://h:p/) or servers/N/address (h:p) value. */
@@ -269,7 +267,7 @@ export function checkHistory(
         t.traefikEvents++;
         if (ev.type === 'put') t.traefikPuts.push(ev);
       } else if (k.kind === 'meta' && ev.type === 'put') {
-        touch(k.circuitId).metaPut = { ev, meta: parseMeta(ev.value) };
+        touch(k.circuitId).metaPut = { ev, meta: decodeMeta(ev.value) };
       } else if (k.kind === 'lock' && ev.type === 'delete') {
         touch(k.circuitId).lockDeletes.push(k.leaseHex);
       } else if (k.kind === 'lock' && ev.type === 'put' && state.has(ev.key)) {
@@ -412,7 +410,7 @@ export function checkHistory(
       const appeared = [...post].filter((x) => !t.preServers.has(x));
       if (appeared.length > 0) {
         const metaKv = state.get(metaKeyOf(c));
-        const meta = metaKv ? parseMeta(metaKv.value) : null;
+        const meta = metaKv ? decodeMeta(metaKv.value) : null;
         if (meta === null) {
           sink.add({
             invariant: 'I1',
@@ -554,7 +552,7 @@ export function checkConvergence(
   const known = new Map(circuits.map((c) => [c.id, c]));
   for (const c of circuits) {
     const raw = metas.get(c.id);
-    const m = raw === undefined ? null : parseMeta(raw);
+    const m = raw === undefined ? null : decodeMeta(raw);
     let problem: string | null = null;
     if (!c.deleted) {
       if (m === null) problem = raw === undefined ? 'has no meta' : 'has an unreadable meta';
@@ -660,7 +658,7 @@ export function checkFreshness(
     if (ev.type !== 'put') continue;
     const k = classify(ev.key);
     if (k.kind !== 'meta') continue;
-    const m = parseMeta(ev.value);
+    const m = decodeMeta(ev.value);
     if (m === null) continue;
     const sent = sentAt.get(ev.rev);
     if (sent === undefined) {
@@ -745,7 +743,7 @@ export function checkAccepted(
     }
     if (c === undefined || c.deleted) continue; // deleted since: the deletion is what etcd must show
     const raw = final.metas.get(a.circuitId);
-    const m = raw === undefined ? null : parseMeta(raw);
+    const m = raw === undefined ? null : decodeMeta(raw);
     if (m === null || m.generation < (a.generation ?? 0)) {
       sink.add({ invariant: 'I6', rule: 'accepted-write-not-applied', message: `worker ${a.worker} op ${a.i}: a write of circuit ${a.circuitId} at generation ${a.generation} was accepted, but etcd holds ${m === null ? 'no meta' : `generation ${m.generation}`} after a sweep`, circuitId: a.circuitId, revisions: [], leases: [], op });
     }

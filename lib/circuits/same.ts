@@ -3,39 +3,30 @@
 import { createHash } from 'node:crypto';
 import type { Circuit, CreateCircuitInput } from '../model.js';
 
+/** What a create request asks for, and what of a stored circuit answers it: the same fields. */
+function requested(x: Circuit | CreateCircuitInput) {
+  return {
+    worker: x.worker,
+    protocol: x.protocol,
+    appMode: x.appMode,
+    frontend: x.frontend,
+    allowedClientIps: x.allowedClientIps,
+    healthCheck: x.healthCheck,
+    routes: x.routes.map((r) => [r.routeId, r.sessionId, r.host, r.port, r.trafficRatio]),
+  };
+}
+
 /**
  * A digest of what a create request asks for (after defaults), stored with the circuit: a retry
  * of the same request matches it even after the circuit's routes have changed since.
  */
 export function creationDigest(input: CreateCircuitInput): string {
-  const routes = input.routes.map((r) => [r.routeId, r.sessionId, r.host, r.port, r.trafficRatio]);
-  const what = { worker: input.worker, protocol: input.protocol, appMode: input.appMode, frontend: input.frontend, allowedClientIps: input.allowedClientIps, healthCheck: input.healthCheck, routes };
-  return createHash('sha256').update(canonical(what)).digest('base64url');
+  return createHash('sha256').update(canonical(requested(input))).digest('base64url');
 }
 
 /** For circuits stored without a digest: the request matches the circuit as it is now. */
 export function sameAsCreated(c: Circuit, input: CreateCircuitInput): boolean {
-  const routes = (rs: ReadonlyArray<{ routeId: string; sessionId: string; host: string; port: number; trafficRatio: number }>) =>
-    rs.map((r) => [r.routeId, r.sessionId, r.host, r.port, r.trafficRatio]);
-  const a = {
-    worker: c.worker,
-    protocol: c.protocol,
-    appMode: c.appMode,
-    frontend: c.frontend,
-    allowedClientIps: c.allowedClientIps,
-    healthCheck: c.healthCheck,
-    routes: routes(c.routes),
-  };
-  const b = {
-    worker: input.worker,
-    protocol: input.protocol,
-    appMode: input.appMode,
-    frontend: input.frontend,
-    allowedClientIps: input.allowedClientIps,
-    healthCheck: input.healthCheck,
-    routes: routes(input.routes),
-  };
-  return canonical(a) === canonical(b);
+  return canonical(requested(c)) === canonical(requested(input));
 }
 
 /** JSON with object keys sorted, so field order does not matter. */

@@ -2,20 +2,25 @@
 import { logger, metrics, MetricUnit } from '../observability.js';
 import type { SweepStats } from './stats.js';
 
+/** The counters of a sweep published as metrics: metric name, and its field of SweepStats. */
+const SWEEP_METRICS: ReadonlyArray<[string, keyof SweepStats]> = [
+  ['Probes', 'probes'],
+  ['ProbeFailures', 'probeFailures'],
+  ['StatusChanges', 'statusChanges'],
+  ['EtcdTxns', 'etcdTxns'],
+  ['DriftRepaired', 'driftRepaired'],
+  ['OrphanKeys', 'orphanKeys'],
+  ['ForeignKeys', 'foreignKeys'],
+  ['OrphansRemoved', 'orphansRemoved'],
+  ['PendingUnloadsCompleted', 'pendingUnloadsCompleted'],
+  ['TombstonesRetired', 'tombstonesRetired'],
+  ['EpochsStarted', 'epochsStarted'],
+  ['FencedOrUnappliedWrites', 'notApplied'],
+];
+
 export function recordSweep(s: SweepStats, passes: number): void {
   metrics.addMetric('SweepPasses', MetricUnit.Count, passes);
-  metrics.addMetric('Probes', MetricUnit.Count, s.probes);
-  metrics.addMetric('ProbeFailures', MetricUnit.Count, s.probeFailures);
-  metrics.addMetric('StatusChanges', MetricUnit.Count, s.statusChanges);
-  metrics.addMetric('EtcdTxns', MetricUnit.Count, s.etcdTxns);
-  metrics.addMetric('DriftRepaired', MetricUnit.Count, s.driftRepaired);
-  metrics.addMetric('OrphanKeys', MetricUnit.Count, s.orphanKeys);
-  metrics.addMetric('ForeignKeys', MetricUnit.Count, s.foreignKeys);
-  metrics.addMetric('OrphansRemoved', MetricUnit.Count, s.orphansRemoved);
-  metrics.addMetric('PendingUnloadsCompleted', MetricUnit.Count, s.pendingUnloadsCompleted);
-  metrics.addMetric('TombstonesRetired', MetricUnit.Count, s.tombstonesRetired);
-  metrics.addMetric('EpochsStarted', MetricUnit.Count, s.epochsStarted);
-  metrics.addMetric('FencedOrUnappliedWrites', MetricUnit.Count, s.notApplied);
+  for (const [name, field] of SWEEP_METRICS) metrics.addMetric(name, MetricUnit.Count, s[field] as number);
   logger.info('sweeps done', { passes, ...s, errors: s.errors.slice(0, 5) });
 }
 

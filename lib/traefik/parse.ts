@@ -4,7 +4,7 @@
 // map back byte for byte is refused with the reason.
 import { createHash } from 'node:crypto';
 import type { CreateCircuitInput, HealthCheckSettings, Protocol, Worker } from '../model.js';
-import { healthCheckDefaults } from '../model.js';
+import { healthCheckDefaults, newCircuit } from '../model.js';
 import { circuitNames, stagingServiceName } from './names.js';
 import { render } from './render.js';
 import { weightsFor } from './weights.js';
@@ -146,21 +146,7 @@ export function parseCircuitTree(root: string, circuitId: string, keys: Readonly
   // The test that matters: what circuitry would write is exactly what is there.
   let rendered: Map<string, string>;
   try {
-    rendered = render(
-      {
-        ...input,
-        id: circuitId,
-        routes: input.routes.map((r) => ({ ...r, health: { status: 'unknown', consecutiveSuccesses: 0, consecutiveFailures: 0, lastCheckedAt: null, lastError: null }, createdAt: '' })),
-        generation: 1,
-        deletedAt: null,
-        createdAt: '',
-        unloadRequestedAt: null,
-        keysRemovedAt: null,
-        createDigest: null,
-      },
-      worker,
-      { traefikRoot: o.traefikRoot, extraMiddlewares: o.extraMiddlewares },
-    );
+    rendered = render(newCircuit({ ...input, id: circuitId }), worker, { traefikRoot: o.traefikRoot, extraMiddlewares: o.extraMiddlewares });
   } catch (err) {
     return fail(`it cannot be rendered: ${(err as Error).message}`);
   }

@@ -11,7 +11,7 @@ import { readCircuit, registerWorker } from '../../lib/db/index.js';
 import { decodeMeta, metaKey } from '../../lib/etcd/index.js';
 import { render } from '../../lib/traefik/render.js';
 import { workerRoot } from '../../lib/traefik/names.js';
-import { createCircuitSchema, type Circuit, type Worker } from '../../lib/model.js';
+import { createCircuitSchema, newCircuit, type Circuit, type Worker } from '../../lib/model.js';
 import { runSweep } from '../../lib/health/sweep.js';
 import { isolatedRuntime, type IsolatedRuntime } from '../support/fake-backends.js';
 import { keysUnder } from '../support/rt.js';
@@ -41,18 +41,7 @@ async function foreignCircuit(worker: Worker, spec: { protocol: 'http' | 'tcp'; 
     allowedClientIps: spec.allow,
     routes: spec.ratios.map((r, i) => ({ routeId: randomUUID(), sessionId: randomUUID(), host: `10.1.${i}.${i + 1}`, port: 30000 + i, trafficRatio: r })),
   });
-  const circuit: Circuit = {
-    ...input,
-    id,
-    routes: input.routes.map((r) => ({ ...r, health: { status: 'unknown', consecutiveSuccesses: 0, consecutiveFailures: 0, lastCheckedAt: null, lastError: null }, createdAt: '' })),
-    generation: 1,
-    deletedAt: null,
-    createdAt: '',
-    unloadRequestedAt: null,
-    keysRemovedAt: null,
-    createDigest: null,
-  };
-  const keys = render(circuit, worker, { traefikRoot: iso.rt.config.traefikRoot, extraMiddlewares: iso.rt.config.traefikExtraMiddlewares });
+  const keys = render(newCircuit({ ...input, id }), worker, { traefikRoot: iso.rt.config.traefikRoot, extraMiddlewares: iso.rt.config.traefikExtraMiddlewares });
   for (const [k, v] of keys) await put(k, v);
   return { id, keys };
 }
