@@ -181,16 +181,21 @@ export async function propagate(inv: Invocation, circuitId: string, opts: Propag
           return markKeysRemoved(db, circuitId).catch(() => false);
         };
         try {
+          const metaUpToDate = seen.value !== null && seen.value.generation === circuit.generation && seen.value.deleted === deleted;
+          // A deletion removes whole subtrees whatever they hold: its keys matter only to tell
+          // whether there is anything left to do (tombstone written, or retired).
+          const keysMatter = !deleted || metaUpToDate || (seen.value === null && circuit.keysRemovedAt !== null);
           const current =
             knownWorker === circuit.worker
               ? keysOf(acq.reads.slice(1))
-              : // First sight of this circuit in this process: read its keys now (we hold the lock).
-                (etcdRpcs++, await readPrefixes(etcd, prefixesOf(circuit.worker), rpcTimeoutMs));
+              : !keysMatter
+                ? new Map<string, string>()
+                : // First sight of this circuit in this process: read its keys now (we hold the lock).
+                  (etcdRpcs++, await readPrefixes(etcd, prefixesOf(circuit.worker), rpcTimeoutMs));
           const desired = deleted
             ? new Map<string, string>()
             : render(circuit, worker, { traefikRoot: config.traefikRoot, extraMiddlewares: config.traefikExtraMiddlewares });
           const d = diffKeys(current, desired);
-          const metaUpToDate = seen.value !== null && seen.value.generation === circuit.generation && seen.value.deleted === deleted;
           // A deletion whose tombstone has been retired (TOMBSTONE_RETENTION_SECONDS) has nothing left
           // to write: writing the tombstone again would only make state grow back.
           const retired = deleted && seen.value === null && circuit.keysRemovedAt !== null && current.size === 0;

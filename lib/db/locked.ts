@@ -161,13 +161,18 @@ export async function markDeleted(q: Queryable, id: string, f: DbFence): Promise
   const r = await q.query<ViewRow>(
     `${LOCKED_STATEMENT}
      WITH c AS (
-       UPDATE circuits AS c SET deleted_at = now(), generation = c.generation + 1, updated_at = now(), ${ADVANCE_FENCE}
-        WHERE c.id = $1 AND c.deleted_at IS NULL AND ${FENCE_HOLDS}
+       UPDATE circuits AS c SET
+              deleted_at = coalesce(c.deleted_at, now()),
+              generation = c.generation + (c.deleted_at IS NULL)::int,
+              updated_at = CASE WHEN c.deleted_at IS NULL THEN now() ELSE c.updated_at END,
+              ${ADVANCE_FENCE}
+        WHERE c.id = $1 AND ${FENCE_HOLDS}
        RETURNING c.*)
      SELECT ${viewColumns('c')} FROM c`,
     fenceParams(id, f),
   );
   if (r.rows[0]) return toView(r.rows[0]);
-  // Already deleted, unknown, or the fence is stale: the fenced read tells which.
-  return readForHolder(q, id, f);
+  // Unknown, or the fence is stale: explainMiss tells which (and throws for a stale fence).
+  await explainMiss(q, id, f);
+  return null;
 }

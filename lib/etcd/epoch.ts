@@ -2,7 +2,7 @@
 import type { Etcd3 } from 'etcd3';
 import { cmp, enc, kvValue, op } from './keys.js';
 import { deadline } from './client.js';
-import { etcdFailure } from './failures.js';
+import { etcdCall } from './failures.js';
 import { decodeEpoch, encodeEpoch, type EpochValue } from './epoch-codec.js';
 import { epochKey } from './layout.js';
 
@@ -17,30 +17,19 @@ export interface EtcdHistoryState {
 }
 
 export async function readHistoryState(etcd: Etcd3, metaPrefix: string, timeoutMs: number): Promise<EtcdHistoryState> {
-  try {
-    const r = await etcd.kv.range({ key: enc(epochKey(metaPrefix)) }, deadline(timeoutMs));
-    const kv = r.kvs[0];
-    return {
-      epoch: kv === undefined ? null : decodeEpoch(kvValue(kv)),
-      modRevision: kv?.mod_revision ?? '0',
-      revision: r.header.revision,
-      clusterId: r.header.cluster_id,
-    };
-  } catch (err) {
-    throw etcdFailure(err);
-  }
+  const r = await etcdCall(etcd.kv.range({ key: enc(epochKey(metaPrefix)) }, deadline(timeoutMs)));
+  const kv = r.kvs[0];
+  return {
+    epoch: kv === undefined ? null : decodeEpoch(kvValue(kv)),
+    modRevision: kv?.mod_revision ?? '0',
+    revision: r.header.revision,
+    clusterId: r.header.cluster_id,
+  };
 }
 
 /** Puts the epoch if the key is still at `expectModRevision`; false when somebody else changed it first. */
 export async function writeEpoch(etcd: Etcd3, metaPrefix: string, value: EpochValue, expectModRevision: string, timeoutMs: number): Promise<boolean> {
   const key = epochKey(metaPrefix);
-  try {
-    const r = await etcd.kv.txn(
-      { compare: [cmp.modRevision(key, expectModRevision)], success: [op.put(key, encodeEpoch(value))], failure: [] },
-      deadline(timeoutMs),
-    );
-    return r.succeeded;
-  } catch (err) {
-    throw etcdFailure(err);
-  }
+  const r = await etcdCall(etcd.kv.txn({ compare: [cmp.modRevision(key, expectModRevision)], success: [op.put(key, encodeEpoch(value))], failure: [] }, deadline(timeoutMs)));
+  return r.succeeded;
 }

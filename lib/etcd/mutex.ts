@@ -12,7 +12,7 @@
 import type { Etcd3, ICompare, IRequestOp, IResponseOp, ITxnResponse } from 'etcd3';
 import { cmp, enc, kvKey, kvValue, op } from './keys.js';
 import { deadline } from './client.js';
-import { etcdFailure } from './failures.js';
+import { etcdCall, etcdFailure } from './failures.js';
 import { decodeEpoch } from './epoch-codec.js';
 import { waitForDelete, watchServed } from './waiting.js';
 import { decodeLockValue, ownerRange, ownerRangeRequest, predecessorsRange, queueOf, queueRange, type LockKeyValue, type QueuedContender } from './lock-queue.js';
@@ -95,13 +95,9 @@ export class Lock {
 
   /** Whether we own the lock now (one RPC): our key exists and has the lowest create revision. */
   async isOwner(timeoutMs: number): Promise<boolean> {
-    try {
-      const r = await this.session.etcd.kv.range({ ...ownerRangeRequest(this.prefix) }, deadline(timeoutMs));
-      const owner = r.kvs[0];
-      return owner !== undefined && kvKey(owner) === this.key && owner.create_revision === this.createRevision;
-    } catch (err) {
-      throw etcdFailure(err);
-    }
+    const r = await etcdCall(this.session.etcd.kv.range({ ...ownerRangeRequest(this.prefix) }, deadline(timeoutMs)));
+    const owner = r.kvs[0];
+    return owner !== undefined && kvKey(owner) === this.key && owner.create_revision === this.createRevision;
   }
 
   /**
@@ -171,11 +167,7 @@ export interface AcquireOptions {
 }
 
 async function etcdTxn(session: Session, build: () => Parameters<Etcd3['kv']['txn']>[0], timeoutMs: number): Promise<ITxnResponse> {
-  try {
-    return await session.etcd.kv.txn(build(), deadline(timeoutMs));
-  } catch (err) {
-    throw etcdFailure(err);
-  }
+  return etcdCall(session.etcd.kv.txn(build(), deadline(timeoutMs)));
 }
 
 const epochOf = (r: IResponseOp | undefined): number => {
