@@ -71,6 +71,8 @@ interface Slot {
   maxStarted: number;
   /** An armed fault waiting for the worker's next critical point. */
   armed: PlannedFault | null;
+  /** An armed drop-unload waiting for the worker's next accepted DELETE. */
+  armedDrop: PlannedFault | null;
   pauseTimer: NodeJS.Timeout | null;
   pauseFault: FaultRecord | null;
   crashes: number;
@@ -94,6 +96,9 @@ class ChaosRun {
   private readonly statusCounts = new Map<string, Map<string, number>>();
   private readonly plan: PlannedFault[];
   private nextFault = 0;
+  /** Drop-unloads whose worker ended before firing them, to arm on another worker. */
+  private readonly dropsToRearm: PlannedFault[] = [];
+  private readonly dropsFired = new Set<number>();
   private opsDone = 0;
   private etcdBusy: Promise<void> | null = null;
   private draining = false;
@@ -247,6 +252,12 @@ class ChaosRun {
       }
       case 'fire': {
         if (m.fault === 'drop-unload') {
+          s.armedDrop = null;
+          // A worker's report can arrive after its exit moved the fault on: count it once.
+          if (this.dropsFired.has(Number(m.id))) break;
+          this.dropsFired.add(Number(m.id));
+          const waiting = this.dropsToRearm.findIndex((d) => d.n === Number(m.id));
+          if (waiting >= 0) this.dropsToRearm.splice(waiting, 1);
           const f = this.recordFault({ n: Number(m.id), kind: 'drop-unload', how: 'armed', target: s.w, pid: s.pid, start: Number(m.at) || now(), point: String(m.point), note: String(m.circuitId ?? '') });
           f.end = f.start;
           this.flushFault(f);
@@ -286,6 +297,7 @@ class ChaosRun {
       }
       case 'done':
         s.state = 'done';
+        this.rearmDrop(s);
         break;
       case 'reader-read':
         this.onReaderDone(Number(m.readerId), 'read');
@@ -366,6 +378,7 @@ class ChaosRun {
       }
     }
     s.armed = null;
+    this.rearmDrop(s);
     s.proc = null;
     const finished = s.state === 'done' && code === 0;
     if (finished) {
@@ -392,7 +405,8 @@ class ChaosRun {
   private pickTarget(f: PlannedFault, needInFlight: boolean): Slot | null {
     for (let k = 0; k < this.slots.length; k++) {
       const s = this.slots[(f.target + k) % this.slots.length]!;
-      if (s.state !== 'running' || s.armed !== null || s.proc === null) continue;
+      if (s.state !== 'running' || s.proc === null) continue;
+      if (f.kind === 'drop-unload' ? s.armedDrop !== null : s.armed !== null) continue;
       if (needInFlight && s.inFlight.size === 0) continue;
       return s;
     }
@@ -561,6 +575,7 @@ class ChaosRun {
         // The worker drops the event of its next accepted DELETE and reports it ('fire').
         const s = this.pickTarget(f, false);
         if (s === null) return false;
+        s.armedDrop = f;
         s.proc!.stdin!.write(`${JSON.stringify({ t: 'arm', fault: 'drop-unload', id: f.n })}\n`);
         return true;
       }
@@ -594,8 +609,20 @@ class ChaosRun {
     return Number(r.rows[0]?.n ?? 0);
   }
 
+  /**
+   * A drop-unload armed on a worker that ends (killed, or out of operations) before its next
+   * accepted DELETE moves to another worker, so the planned fault still happens.
+   */
+  private rearmDrop(s: Slot): void {
+    if (s.armedDrop === null) return;
+    this.log(`drop-unload ${s.armedDrop.n}: worker ${s.w} ended before an accepted DELETE; arming another worker`);
+    this.dropsToRearm.push(s.armedDrop);
+    s.armedDrop = null;
+  }
+
   private tickFaults(): void {
     if (this.draining) return;
+    while (this.dropsToRearm.length > 0 && this.executeFault(this.dropsToRearm[0]!)) this.dropsToRearm.shift();
     while (this.nextFault < this.plan.length && this.plan[this.nextFault]!.atOps <= this.opsDone) {
       if (!this.executeFault(this.plan[this.nextFault]!)) break;
       this.nextFault++;
@@ -719,6 +746,7 @@ class ChaosRun {
         inFlight: new Map(),
         maxStarted: -1,
         armed: null,
+        armedDrop: null,
         pauseTimer: null,
         pauseFault: null,
         crashes: 0,
@@ -748,7 +776,7 @@ class ChaosRun {
     if (this.pgBusy) await this.pgBusy;
     const healed = await this.healEverything();
     const executed = this.faultCounts();
-    const unexecuted = this.plan.length - this.nextFault;
+    const unexecuted = this.plan.length - this.nextFault + this.dropsToRearm.length + this.slots.filter((s) => s.armedDrop !== null).length;
 
     // ---- convergence: activity has stopped; wait out the leases of killed workers, then ONE sweep ----
     this.backends.freeze();
