@@ -98,7 +98,6 @@ class ChaosRun {
   private nextFault = 0;
   /** Drop-unloads whose worker ended before firing them, to arm on another worker. */
   private readonly dropsToRearm: PlannedFault[] = [];
-  private readonly dropsFired = new Set<number>();
   private opsDone = 0;
   private etcdBusy: Promise<void> | null = null;
   private draining = false;
@@ -254,8 +253,7 @@ class ChaosRun {
         if (m.fault === 'drop-unload') {
           s.armedDrop = null;
           // A worker's report can arrive after its exit moved the fault on: count it once.
-          if (this.dropsFired.has(Number(m.id))) break;
-          this.dropsFired.add(Number(m.id));
+          if (this.faultLog.some((x) => x.kind === 'drop-unload' && x.n === Number(m.id))) break;
           const waiting = this.dropsToRearm.findIndex((d) => d.n === Number(m.id));
           if (waiting >= 0) this.dropsToRearm.splice(waiting, 1);
           const f = this.recordFault({ n: Number(m.id), kind: 'drop-unload', how: 'armed', target: s.w, pid: s.pid, start: Number(m.at) || now(), point: String(m.point), note: String(m.circuitId ?? '') });
@@ -590,9 +588,7 @@ class ChaosRun {
     const cluster = this.cluster;
     if (cluster === null) return null;
     const t0 = now();
-    cluster.heal();
-    for (const m of cluster.members) if (!m.isRunning) await m.start();
-    const leader = await cluster.waitForLeader(20_000);
+    const leader = await cluster.recover(20_000);
     for (;;) {
       const revs = await Promise.all(cluster.members.map((_, i) => cluster.status(i, 1000).then((st) => st.revision, () => -1)));
       if (revs.every((r) => r >= 0 && r === revs[0])) return { leader: cluster.members[leader]!.name, revision: revs[0]!, ms: now() - t0 };
@@ -776,7 +772,8 @@ class ChaosRun {
     if (this.pgBusy) await this.pgBusy;
     const healed = await this.healEverything();
     const executed = this.faultCounts();
-    const unexecuted = this.plan.length - this.nextFault + this.dropsToRearm.length + this.slots.filter((s) => s.armedDrop !== null).length;
+    const dropsNotFired = this.plan.filter((f) => f.kind === 'drop-unload').length - executed['drop-unload'];
+    const unexecuted = this.plan.filter((f, i) => i >= this.nextFault && f.kind !== 'drop-unload').length + dropsNotFired;
 
     // ---- convergence: activity has stopped; wait out the leases of killed workers, then ONE sweep ----
     this.backends.freeze();

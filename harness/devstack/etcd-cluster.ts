@@ -14,6 +14,7 @@
 //   c.isolate(i, { clients: 'reach' | 'blackhole' })  // minority partition of member i
 //   await c.partitionClientsFrom(i) / await c.partitionClientsFromLeader()
 //   c.heal()             // every proxy forwards again (held bytes are delivered)
+//   await c.recover()    // heal(), start every stopped member, wait for a leader
 //   c.timings            // { startMs, members: [ms each] }
 //   await c.stop()       // everything, by PID; idempotent
 //
@@ -154,6 +155,8 @@ export interface EtcdCluster {
   partitionClientsFromLeader(): Promise<number>;
   /** Removes every fault of every proxy. */
   heal(): void;
+  /** heal(), then starts every stopped member and waits for a leader; resolves with its index. */
+  recover(timeoutMs?: number): Promise<number>;
   /** Stops every member (by PID) and proxy, removes the temp dir; idempotent. */
   stop(): Promise<void>;
 }
@@ -571,6 +574,12 @@ class Cluster implements EtcdCluster {
       m.peerProxy.pass();
       m.clientProxy.pass();
     }
+  }
+
+  async recover(timeoutMs = 10_000): Promise<number> {
+    this.heal();
+    for (const m of this.members) if (!m.isRunning) await m.start();
+    return this.waitForLeader(timeoutMs);
   }
 
   killSync(): void {

@@ -81,10 +81,8 @@ describe('lib/etcd on a 3-member cluster under faults', () => {
     for (const s of sessions.splice(0)) await s.close().catch(() => {});
     for (const c of clients.splice(0)) c.close();
     if (!cluster) return;
-    cluster.heal();
-    for (const m of cluster.members) if (!m.isRunning) await m.start();
+    await cluster.recover(10_000);
     track();
-    await cluster.waitForLeader(10_000);
   });
 
   afterAll(async () => {

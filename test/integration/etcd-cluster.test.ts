@@ -89,10 +89,8 @@ describe('etcd: a 3-member cluster under faults', () => {
     ConnectionPool.deterministicOrder = false;
     for (const c of clients.splice(0)) c.close();
     if (!cluster) return;
-    cluster.heal();
-    for (const m of cluster.members) if (!m.isRunning) await m.start();
+    await cluster.recover(10_000);
     track();
-    await cluster.waitForLeader(10_000);
   });
 
   afterAll(async () => {

@@ -6,6 +6,7 @@ import { importedUuid, parseCircuitTree, ratiosFor } from '../../lib/traefik/par
 import { render } from '../../lib/traefik/render.js';
 import { weightsFor } from '../../lib/traefik/weights.js';
 import type { Circuit, Worker } from '../../lib/model.js';
+import { storedCircuit } from '../support/circuits.js';
 
 const ID = '7d2a9c4e-1b3f-4a5d-9e8f-0a1b2c3d4e5f';
 const W: Worker = { authority: 'w1', hostname: 'gpu.example.com', wildcardDomain: 'apps.example.com', tls: false };
@@ -13,7 +14,7 @@ const ROOT = 'traefik/worker_w1';
 const OPTS = { traefikRoot: 'traefik', extraMiddlewares: [] as string[] };
 
 function circuit(over: Partial<Circuit>): Circuit {
-  return {
+  return storedCircuit({
     id: ID,
     worker: 'w1',
     protocol: 'http',
@@ -22,14 +23,9 @@ function circuit(over: Partial<Circuit>): Circuit {
     allowedClientIps: [],
     healthCheck: null,
     routes: [],
-    generation: 1,
-    deletedAt: null,
     createdAt: '',
-    unloadRequestedAt: null,
-    keysRemovedAt: null,
-    createDigest: null,
     ...over,
-  };
+  });
 }
 const route = (i: number, ratio = 1) => ({
   routeId: importedUuid(ID, 'route', i),

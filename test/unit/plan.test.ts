@@ -7,6 +7,7 @@ import { planSteps, stepOps, type Step } from '../../lib/traefik/plan.js';
 import { planNames } from '../../lib/traefik/names.js';
 import { render } from '../../lib/traefik/render.js';
 import type { Circuit, Protocol, Route, Worker } from '../../lib/model.js';
+import { storedCircuit } from '../support/circuits.js';
 
 const CID = '0b7c1a52-4e39-4d2a-9a0f-1e2d3c4b5a69';
 const worker: Worker = { authority: 'w1', hostname: 'proxy.example.com', wildcardDomain: 'apps.example.com', tls: false };
@@ -26,7 +27,7 @@ function route(i: number, hostSeed = 0): Route {
 }
 
 function circuit(protocol: Protocol, routes: Route[], allowed: string[] = []): Circuit {
-  return {
+  return storedCircuit({
     id: CID,
     worker: 'w1',
     protocol,
@@ -35,13 +36,7 @@ function circuit(protocol: Protocol, routes: Route[], allowed: string[] = []): C
     allowedClientIps: allowed,
     healthCheck: null,
     routes,
-    generation: 1,
-    deletedAt: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    unloadRequestedAt: null,
-    keysRemovedAt: null,
-    createDigest: null,
-  };
+  });
 }
 
 const keysOf = (c: Circuit | null) => (c === null ? new Map<string, string>() : render(c, worker, { traefikRoot: ROOT }));

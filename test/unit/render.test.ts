@@ -15,6 +15,7 @@ import { listedRoutes, render, RenderError } from '../../lib/traefik/render.js';
 import { keysToTree } from '../../lib/traefik/tree.js';
 import { weightsFor } from '../../lib/traefik/weights.js';
 import { validateTraefikKeys } from '../support/traefik-schema.js';
+import { storedCircuit } from '../support/circuits.js';
 
 const RUNS = { numRuns: 500 };
 
@@ -45,7 +46,7 @@ function route(n: number, status: HealthStatus, trafficRatio = 1): Route {
 }
 
 function circuit(over: Partial<Circuit> = {}): Circuit {
-  return {
+  return storedCircuit({
     id: CID,
     worker: 'worker-1',
     protocol: 'http',
@@ -54,14 +55,8 @@ function circuit(over: Partial<Circuit> = {}): Circuit {
     allowedClientIps: [],
     healthCheck: null,
     routes: [],
-    generation: 1,
-    deletedAt: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    unloadRequestedAt: null,
-    keysRemovedAt: null,
-    createDigest: null,
     ...over,
-  };
+  });
 }
 
 const PORT: Frontend = { mode: 'port', port: 10205 };

@@ -20,6 +20,7 @@ import {
 } from '../../lib/model.js';
 import { circuitIdOfKey, circuitKeyPrefixes, circuitNames, workerRoot } from '../../lib/traefik/names.js';
 import { render, RenderError } from '../../lib/traefik/render.js';
+import { storedCircuit } from '../support/circuits.js';
 import { z } from 'zod';
 
 const NASTY = [
@@ -115,7 +116,7 @@ function runOne(v: typeof input extends fc.Arbitrary<infer T> ? T : never): Outc
 
   const worker: Worker = { authority: a.data, hostname: w.data.hostname, wildcardDomain: w.data.wildcardDomain ?? null, tls: w.data.tls };
   const id = c.data.id ?? randomUUID();
-  const circuit: Circuit = {
+  const circuit: Circuit = storedCircuit({
     id,
     worker: c.data.worker,
     protocol: c.data.protocol,
@@ -124,13 +125,7 @@ function runOne(v: typeof input extends fc.Arbitrary<infer T> ? T : never): Outc
     allowedClientIps: c.data.allowedClientIps,
     healthCheck: c.data.healthCheck,
     routes: c.data.routes.map((rt, i) => ({ ...rt, health: { ...newRouteHealth(), status: v.statuses[i % v.statuses.length]! }, createdAt: '2026-01-01T00:00:00.000Z' })),
-    generation: 1,
-    deletedAt: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    unloadRequestedAt: null,
-    keysRemovedAt: null,
-    createDigest: null,
-  };
+  });
 
   let keys: Map<string, string>;
   try {

@@ -6,9 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type { Circuit, Worker } from '../../lib/model.js';
 import { render } from '../../lib/traefik/render.js';
 import { StaticConfigError, traefikStaticConfig, type TraefikStaticOptions } from '../../lib/traefik/static-config.js';
+import { storedCircuit } from '../support/circuits.js';
 
 const worker: Worker = { authority: 'proxy-1', hostname: 'proxy.example.com', wildcardDomain: 'apps.example.com', tls: false };
-const circuit = (frontend: Circuit['frontend'], protocol: Circuit['protocol'] = 'http'): Circuit => ({
+const circuit = (frontend: Circuit['frontend'], protocol: Circuit['protocol'] = 'http'): Circuit =>
+  storedCircuit({
   id: '0b5e7c2a-9f1d-4c3e-8a6b-2d4f6e8a0c1e',
   worker: 'proxy-1',
   protocol,
@@ -27,12 +29,6 @@ const circuit = (frontend: Circuit['frontend'], protocol: Circuit['protocol'] = 
       createdAt: '2026-01-01T00:00:00.000Z',
     },
   ],
-  generation: 1,
-  deletedAt: null,
-  createdAt: '2026-01-01T00:00:00.000Z',
-  unloadRequestedAt: null,
-  keysRemovedAt: null,
-  createDigest: null,
 });
 const base: TraefikStaticOptions = { traefikRoot: 'traefik', authority: 'proxy-1', etcdEndpoints: ['http://127.0.0.1:2379'], ports: { from: 10200, to: 10299 }, domainPort: 443, pingPort: 8082 };
 

@@ -3,12 +3,12 @@
 // Prints {"ready":true} (after connecting), waits for "go" on stdin when asked (so several
 // processes can start their sweeps together), then prints the sweep's stats and the events it
 // published as one JSON line.
-import { createInterface } from 'node:readline';
 import { parseConfig } from '../../../lib/config.js';
 import { closeRuntime, createRuntime, Invocation } from '../../../lib/runtime.js';
 import { runSweep } from '../../../lib/health/sweep.js';
 import { closeProbers } from '../../../lib/health/probers.js';
 import type { RouteHealthChanged } from '../../../lib/health/events.js';
+import { waitForGo } from './wait-for-go.js';
 
 const [nowArg, batchArg, ...flags] = process.argv.slice(2);
 const rt = createRuntime(parseConfig(process.env));
@@ -19,11 +19,7 @@ async function main(): Promise<void> {
   await rt.db.query('SELECT 1');
   await inv.session();
   out({ ready: true });
-  if (flags.includes('--wait-go')) {
-    const lines = createInterface({ input: process.stdin });
-    for await (const line of lines) if (line.trim() === 'go') break;
-    process.stdin.destroy(); // a paused stdin pipe would keep this process alive
-  }
+  if (flags.includes('--wait-go')) await waitForGo();
   const events: RouteHealthChanged[] = [];
   const fixed = nowArg !== undefined && nowArg !== '-' ? new Date(nowArg) : undefined;
   const stats = await runSweep(inv, {

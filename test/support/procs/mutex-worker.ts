@@ -4,12 +4,12 @@
 //   try <prefix> <waitMs>                   try to acquire; report the outcome and elapsed time
 //   pause <prefix> <key> [--no-fence]       acquire, announce, wait for "go" on stdin, then write
 //                                           <key> through the fence (or without it)
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../../../lib/config.js';
 import { closeRuntime, createRuntime, Invocation } from '../../../lib/runtime.js';
 import { acquire, applyFenced, Session, withLock } from '../../../lib/etcd/index.js';
 import { enc } from '../../../lib/etcd/keys.js';
+import { waitForGo } from './wait-for-go.js';
 
 const [mode, prefix, ...args] = process.argv.slice(2);
 const rt = createRuntime(parseConfig(process.env));
@@ -63,8 +63,7 @@ async function main(): Promise<void> {
       const [key, flag] = args;
       const a = await acquire(session, opts);
       out({ acquired: a.lock.createRevision, key: a.lock.key });
-      const lines = createInterface({ input: process.stdin });
-      for await (const line of lines) if (line.trim() === 'go') break;
+      await waitForGo();
       if (flag === '--no-fence') {
         await rt.etcd.kv.put({ key: enc(key!), value: enc('stale') });
         out({ result: 'applied' });
